@@ -1,0 +1,1 @@
+"""Training, evaluation and data tools for polypview's networks."""
