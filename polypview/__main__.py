@@ -1,0 +1,5 @@
+import sys
+
+from polypview.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""OpenVINO on the CPU: the fast CPU runtime (docs/benchmarks.md has the measurements behind it).
+
+OpenVINO picks its own inference precision: bf16 on CPUs that compute it natively (AVX-512 BF16
+or AMX), fp32 elsewhere. The choice is reported, never hidden, and the parity tests hold it to
+the torch fp32 masks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+from torch import nn
+
+from polypview.backends.cache import converted_model_path
+from polypview.backends.torch_cpu import cpu_name
+from polypview.modelfile import ModelCard
+
+log = logging.getLogger(__name__)
+
+
+def unavailable_reason() -> str | None:
+    return None if "CPU" in ov.Core().available_devices else "OpenVINO sees no CPU device"
+
+
+def describe() -> str:
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    precision = "bf16" if "BF16" in capabilities else "fp32"
+    return f"OpenVINO {ov.get_version().split('-')[0]} {precision} on {cpu_name()}"
+
+
+def convert(network: nn.Module, card: ModelCard) -> ov.Model:
+    """The torch network as an OpenVINO model, fixed at the card's input size."""
+    height, width = card.input_size
+    shape = (1, card.in_channels, height, width)
+    with torch.no_grad():
+        model = ov.convert_model(torch.export.export(network.eval(), (torch.zeros(shape),)))
+    model.reshape(list(shape))
+    return model
+
+
+def save_atomically(model: ov.Model, path: Path) -> None:
+    """Write the .xml/.bin pair so that a present .xml always means a complete pair."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        staged = Path(scratch) / path.name
+        ov.save_model(model, staged, compress_to_fp16=False)
+        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(staged, path)
+
+
+class OpenVINOBackend:
+    name = "openvino"
+
+    def __init__(self, network: nn.Module, card: ModelCard) -> None:
+        version = ov.get_version().split("-")[0]
+        path = converted_model_path(card, f"openvino{version}", ".xml")
+        model: ov.Model | Path = path
+        if not path.exists():
+            model = convert(network, card)
+            try:
+                save_atomically(model, path)
+            except (OSError, RuntimeError) as error:  # a full or read-only disk: run uncached
+                log.warning("cannot cache the converted model in %s: %s", path.parent, error)
+        compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.request = compiled.create_infer_request()
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.device = f"CPU ({cpu_name()}), {self.precision}"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: np.ascontiguousarray(batch)})
+        return self.request.get_output_tensor(0).data.copy()
+
+
+def create(network: nn.Module, card: ModelCard) -> OpenVINOBackend:
+    return OpenVINOBackend(network, card)

@@ -1,0 +1,191 @@
+"""The ``polypview`` command: export annotated clips, describe the installation, benchmark.
+
+Every failure a user can cause (a bad file, a missing model, a full disk) ends as one line on
+stderr and a non-zero exit; tracebacks are for ``POLYPVIEW_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from polypview import __version__
+from polypview.errors import PolypviewError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from polypview.backends import backend_names
+    from polypview.nets import model_names
+
+    backends = ["auto", *backend_names()]
+    parser = argparse.ArgumentParser(
+        prog="polypview", description="Polyp segmentation overlaid on colonoscopy video."
+    )
+    parser.add_argument("--version", action="version", version=f"polypview {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser("export", help="segment every frame of a video into an mp4")
+    export.add_argument("input", type=Path, help="video file or folder of images")
+    export.add_argument("-o", "--output", type=Path, required=True, help="annotated .mp4 to write")
+    export.add_argument("--model", help="installed model name or path to its .safetensors/.json")
+    export.add_argument("--backend", default="auto", choices=backends)
+    export.add_argument("--style", default="contour", choices=["contour", "fill", "box"])
+    export.add_argument("--colour", "--color", default="#00ff00", help="overlay colour: #rrggbb")
+    export.add_argument("--threshold", type=float, help="mask threshold (default: the model's)")
+    export.add_argument("--start", type=float, default=0.0, metavar="SEC")
+    export.add_argument("--end", type=float, metavar="SEC")
+    export.add_argument("--json", action="store_true", help="end with one JSON summary line")
+
+    info = commands.add_parser("info", help="versions, backends and installed models")
+    info.add_argument("--json", action="store_true")
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    what = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    inference = what.add_parser("inference", help="batch-1 latency per model and backend")
+    inference.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
+    inference.add_argument("--backends", nargs="+", default=backend_names(), help="or: all")
+    inference.add_argument("--runs", type=int, default=30)
+    inference.add_argument("--json", action="store_true")
+    return parser
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from polypview.export import check_output_path, export_annotated
+    from polypview.overlay import OverlayOptions, parse_colour
+    from polypview.segmenter import Segmenter
+    from polypview.video import VideoSource
+
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise PolypviewError(f"--threshold must lie between 0 and 1, got {args.threshold}")
+    try:
+        overlay = OverlayOptions(style=args.style, colour=parse_colour(args.colour))
+    except ValueError as error:
+        raise PolypviewError(f"--colour: {error}") from None
+    with VideoSource(args.input, start=args.start, end=args.end) as source:
+        check_output_path(args.output, args.input)
+        segmenter = Segmenter.open(args.model, args.backend, threshold=args.threshold)
+        total = source.frame_count
+        if total is not None and (args.start or args.end is not None):
+            end = args.end if args.end is not None else source.duration or 0
+            total = max(0, round((end - args.start) * source.fps))
+        progress = tqdm(total=total, unit="frame", file=sys.stderr, disable=None, leave=False)
+        with progress as bar:
+            summary = export_annotated(
+                source, segmenter, args.output, overlay, on_frame=lambda _: bar.update()
+            )
+    print(
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
+        f"{summary.frames_with_polyp} with a polyp; model {segmenter.card.name} on "
+        f"{segmenter.backend.name}; wrote {summary.output}"
+    )
+    if args.json:
+        record = asdict(summary) | {
+            "model": segmenter.card.name,
+            "backend": segmenter.backend.name,
+        }
+        print(json.dumps(record))
+
+
+def collect_info() -> dict:
+    import av
+    import cv2
+    import numpy
+    import torch
+
+    from polypview.backends import backend_names, status
+    from polypview.modelfile import MODELS_DIR, installed_models
+
+    return {
+        "polypview": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            "torch": torch.__version__,
+            "av": av.__version__,
+            "opencv": cv2.__version__,
+            "numpy": numpy.__version__,
+        },
+        "models_dir": str(MODELS_DIR),
+        "models": [card.to_json() for card in installed_models()],
+        "backends": [asdict(status(name)) for name in backend_names()],
+    }
+
+
+def run_info(args: argparse.Namespace) -> None:
+    info = collect_info()
+    if args.json:
+        print(json.dumps(info))
+        return
+    print(f"polypview {info['polypview']} on Python {info['python']}, {info['platform']}")
+    print("  " + ", ".join(f"{name} {version}" for name, version in info["versions"].items()))
+    print("backends:")
+    for backend in info["backends"]:
+        mark = "yes" if backend["available"] else "no "
+        print(f"  {mark} {backend['name']:<9} {backend['reason']}")
+    print(f"models in {info['models_dir']}:")
+    if not info["models"]:
+        print("  no trained weights are installed yet (see training/ to train them)")
+    for card in info["models"]:
+        metrics = ", ".join(f"{key} {value}" for key, value in card["metrics"].items())
+        print(f"  {card['name']:<10} {card['architecture']:<10} {card['status']:<10} {metrics}")
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from polypview.backends import backend_names, status
+    from polypview.bench import bench_inference
+
+    wanted = backend_names() if args.backends == ["all"] else args.backends
+    unknown = [name for name in wanted if name not in backend_names()]
+    if unknown:
+        raise PolypviewError(f"unknown backend {unknown[0]!r}; choose from {backend_names()}")
+    usable = [name for name in wanted if status(name).available]
+    for name in sorted(set(wanted) - set(usable)):
+        print(f"skipping backend {name}: {status(name).reason}", file=sys.stderr)
+    results = bench_inference(args.models, usable, runs=args.runs)
+    print(f"{'model':<10} {'backend':<9} {'median ms':>10} {'p90 ms':>8} {'vs torch':>9}")
+    for row in results:
+        print(
+            f"{row.model:<10} {row.backend:<9} {row.median_ms:>10.1f} {row.p90_ms:>8.1f} "
+            f"{row.speedup:>8.2f}x"
+        )
+    if args.json:
+        print(json.dumps({"results": [asdict(row) for row in results]}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="polypview: warning: %(message)s", level=logging.WARNING)
+    args = build_parser().parse_args(argv)
+    run = {"export": run_export, "info": run_info, "bench": run_bench}[args.command]
+    try:
+        run(args)
+    except PolypviewError as error:
+        print(f"polypview: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("polypview: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if os.environ.get("POLYPVIEW_DEBUG"):
+            raise
+        print(
+            f"polypview: unexpected error: {type(error).__name__}: {error} "
+            "(POLYPVIEW_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Shared fixtures: small clips and untrained stand-in models built in temporary folders."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
+from polypview.modelfile import ModelCard, save_model
+from polypview.nets import create_model
+from polypview.video import ClipWriter
+from training.kvasir import DEFAULT_ROOT
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # tests never need a display
+
+SHARED_CLIP = DEFAULT_ROOT.parent / "video" / "polyp_clip_560x480_25fps.mp4"
+
+
+def write_clip(
+    path: Path, frames: int = 12, size: tuple[int, int] = (160, 120), noisy: bool = False
+) -> Path:
+    """A clip of a bright disc drifting over a dark background (or noise, which compresses
+    badly and so makes large files), at 25 fps."""
+    width, height = size
+    noise = np.random.default_rng(0)
+    with ClipWriter(path, width=width, height=height, frame_rate=Fraction(25)) as writer:
+        for index in range(frames):
+            image = (
+                noise.integers(0, 256, (height, width, 3), np.uint8)
+                if noisy
+                else np.full((height, width, 3), 40, np.uint8)
+            )
+            centre = (width // 4 + index * 3, height // 2)
+            cv2.circle(image, centre, height // 5, (90, 120, 220), -1)
+            writer.write(image)
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.mp4")
+
+
+def make_stand_in(folder: Path, architecture: str = "unet", **fields) -> ModelCard:
+    """An UNTRAINED model file for plumbing tests only: it is never shipped or shown."""
+    torch.manual_seed(0)
+    card = ModelCard(
+        name=fields.pop("name", architecture),
+        architecture=architecture,
+        weights=f"{fields.get('name', architecture)}.safetensors",
+        input_size=fields.pop("input_size", (64, 64)),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        status="untrained test stand-in",
+        folder=folder,
+        **fields,
+    )
+    return save_model(create_model(architecture), card)
+
+
+@pytest.fixture(scope="session")
+def stand_in_model(tmp_path_factory: pytest.TempPathFactory) -> ModelCard:
+    return make_stand_in(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def kvasir_root() -> Path:
+    if not (DEFAULT_ROOT / "images").is_dir():
+        pytest.skip(f"Kvasir-SEG not found at {DEFAULT_ROOT} (set POLYPVIEW_KVASIR)")
+    return DEFAULT_ROOT

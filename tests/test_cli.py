@@ -1,0 +1,236 @@
+"""The command line end to end, and every bad input a user can give it.
+
+Each bad input must end as exactly one line on stderr, a non-zero exit, no traceback, and no
+output file left behind looking valid.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import pytest
+
+from conftest import make_stand_in, write_clip
+from polypview.cli import main
+from polypview.modelfile import ModelCard
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_clear_line(code: int, err: str, expected: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("polypview: error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def assert_no_output(output: Path) -> None:
+    leftovers = sorted(path.name for path in output.parent.glob(f"{output.stem}*"))
+    assert leftovers == [], leftovers
+
+
+def decoded_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_export_writes_every_frame_and_reports(
+    capsys: pytest.CaptureFixture[str], clip: Path, stand_in_model: ModelCard, tmp_path: Path
+) -> None:
+    output = tmp_path / "annotated.mp4"
+    code, out, err = run_cli(
+        capsys, "export", clip, "-o", output, "--model", stand_in_model.weights_path, "--json"
+    )
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["frames"] == 12 == decoded_frames(output)
+    assert summary["seconds"] > 0 and summary["fps"] > 0
+    assert 0 <= summary["frames_with_polyp"] <= 12
+    assert "12 frames in" in out
+    assert not (tmp_path / "annotated.partial.mp4").exists()
+
+
+def test_export_honours_start_end_and_styles(
+    capsys: pytest.CaptureFixture[str], clip: Path, stand_in_model: ModelCard, tmp_path: Path
+) -> None:
+    output = tmp_path / "part.mp4"
+    model = stand_in_model.weights_path
+    code, out, err = run_cli(
+        capsys, "export", clip, "-o", output, "--model", model, "--start", "0.2", "--end", "0.4",
+        "--style", "box", "--colour", "red", "--threshold", "0.4", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["frames"] == 5 == decoded_frames(output)
+
+
+def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "info", "--json")
+    assert code == 0
+    info = json.loads(out.strip().splitlines()[-1])
+    assert {backend["name"] for backend in info["backends"]} >= {"torch"}
+    assert all({"name", "available", "reason"} <= backend.keys() for backend in info["backends"])
+    assert isinstance(info["models"], list)
+    assert all("name" in card and "metrics" in card for card in info["models"])
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0 and "backends:" in out
+
+
+def test_bench_inference_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys, "bench", "inference", "--models", "unet", "--runs", "2", "--json"
+    )
+    assert code == 0, err
+    results = json.loads(out.strip().splitlines()[-1])["results"]
+    assert {row["backend"] for row in results} >= {"torch"}
+    assert all(row["model"] == "unet" and row["median_ms"] > 0 for row in results)
+
+
+# --- bad inputs -------------------------------------------------------------------------------
+
+
+def bad_videos(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good = write_clip(tmp_path / "good.mp4", frames=50)
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are my notes, not a video\n" * 20)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    return {
+        "missing": (tmp_path / "nope.mp4", "no such file"),
+        "folder": (folder, "no images"),
+        "empty": (empty, "empty"),
+        "text": (text, "not a video"),
+        "truncated": (truncated, "cannot open video"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "folder", "empty", "text", "truncated"])
+def test_bad_videos_get_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stand_in_model: ModelCard, case: str
+) -> None:
+    video, expected = bad_videos(tmp_path)[case]
+    output = tmp_path / "out" / "result.mp4"
+    output.parent.mkdir()
+    code, _, err = run_cli(
+        capsys, "export", video, "-o", output, "--model", stand_in_model.weights_path
+    )
+    assert_one_clear_line(code, err, expected)
+    assert_no_output(output)
+
+
+def test_a_video_without_a_picture_stream_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stand_in_model: ModelCard
+) -> None:
+    sound = tmp_path / "sound.mp4"
+    with av.open(str(sound), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+        frame.sample_rate = 8000
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    output = tmp_path / "out.mp4"
+    code, _, err = run_cli(
+        capsys, "export", sound, "-o", output, "--model", stand_in_model.weights_path
+    )
+    assert_one_clear_line(code, err, "no video stream")
+    assert_no_output(output)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("missing/out.mp4", "output folder does not exist"),
+        ("afile/out.mp4", "output folder is not a folder"),
+        ("out.avi", "output must be an .mp4 file"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_work(
+    capsys: pytest.CaptureFixture[str],
+    clip: Path,
+    stand_in_model: ModelCard,
+    tmp_path: Path,
+    output: str,
+    expected: str,
+) -> None:
+    (tmp_path / "afile").write_text("a file, not a folder")
+    code, _, err = run_cli(
+        capsys, "export", clip, "-o", tmp_path / output, "--model", stand_in_model.weights_path
+    )
+    assert_one_clear_line(code, err, expected)
+
+
+def test_output_never_overwrites_the_input(
+    capsys: pytest.CaptureFixture[str], clip: Path, stand_in_model: ModelCard
+) -> None:
+    before = clip.read_bytes()
+    code, _, err = run_cli(
+        capsys, "export", clip, "-o", clip, "--model", stand_in_model.weights_path
+    )
+    assert_one_clear_line(code, err, "would overwrite the input")
+    assert clip.read_bytes() == before
+
+
+def test_full_disk_ends_cleanly(clip: Path, stand_in_model: ModelCard, tmp_path: Path) -> None:
+    """A file-size limit makes writes fail as a full disk does; nothing half-written stays."""
+    big = write_clip(tmp_path / "big.mp4", frames=60, size=(320, 240), noisy=True)
+    output = tmp_path / "out" / "full.mp4"
+    output.parent.mkdir()
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "polypview", "export", str(big), "-o", str(output),
+         "--model", str(stand_in_model.weights_path), "--backend", "torch"],
+        capture_output=True, text=True, preexec_fn=limit_file_size, timeout=120,
+    )  # fmt: skip
+    assert_one_clear_line(result.returncode, result.stderr, "cannot write")
+    assert_no_output(output)
+
+
+def test_wrong_architecture_weights_are_refused(
+    capsys: pytest.CaptureFixture[str], clip: Path, tmp_path: Path
+) -> None:
+    card = make_stand_in(tmp_path, "unet")
+    replace(card, architecture="resunet", sha256="").save()
+    output = tmp_path / "out.mp4"
+    code, _, err = run_cli(capsys, "export", clip, "-o", output, "--model", card.weights_path)
+    assert_one_clear_line(code, err, "do not fit architecture 'resunet'")
+    assert_no_output(output)
+
+
+def test_corrupted_weights_are_refused(
+    capsys: pytest.CaptureFixture[str], clip: Path, tmp_path: Path
+) -> None:
+    card = make_stand_in(tmp_path, "unet")
+    card.weights_path.write_bytes(card.weights_path.read_bytes()[:5000])
+    output = tmp_path / "out.mp4"
+    code, _, err = run_cli(capsys, "export", clip, "-o", output, "--model", card.weights_path)
+    assert_one_clear_line(code, err, "does not match its card's checksum")
+    assert_no_output(output)
+
+
+def test_no_installed_weights_is_said_plainly(
+    capsys: pytest.CaptureFixture[str], clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("polypview.modelfile.MODELS_DIR", tmp_path)
+    code, _, err = run_cli(capsys, "export", clip, "-o", tmp_path / "out.mp4")
+    assert_one_clear_line(code, err, "no trained weights are installed for 'resunetpp'")
