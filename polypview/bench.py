@@ -31,6 +31,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class InferenceResult:
     model: str
     backend: str
+    precision: str
     median_ms: float
     p90_ms: float
     speedup: float  # the reference backend's median divided by this one's, same run
@@ -93,6 +94,7 @@ def bench_inference(
                     InferenceResult(
                         card.name,
                         backend.name,
+                        backend.precision,
                         round(median, 2),
                         round(float(np.percentile(timings, 90)), 2),
                         round(reference_ms / median, 2),

@@ -142,8 +142,11 @@ def run_info(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
+    import torch
+
     from polypview.backends import backend_names, status
     from polypview.bench import bench_inference
+    from polypview.hardware import cpu_name
 
     wanted = backend_names() if args.backends == ["all"] else args.backends
     unknown = [name for name in wanted if name not in backend_names()]
@@ -153,11 +156,13 @@ def run_bench(args: argparse.Namespace) -> None:
     for name in sorted(set(wanted) - set(usable)):
         print(f"skipping backend {name}: {status(name).reason}", file=sys.stderr)
     results = bench_inference(args.models, usable, runs=args.runs)
-    print(f"{'model':<10} {'backend':<9} {'median ms':>10} {'p90 ms':>8} {'vs torch':>9}")
+    print(f"batch 1 on {cpu_name()}, {torch.get_num_threads()} threads, {args.runs} runs")
+    header = ("model", "backend", "precision", "median ms", "p90 ms", "vs torch")
+    print("{:<10} {:<9} {:<9} {:>9} {:>8} {:>8}".format(*header))
     for row in results:
         print(
-            f"{row.model:<10} {row.backend:<9} {row.median_ms:>10.1f} {row.p90_ms:>8.1f} "
-            f"{row.speedup:>8.2f}x"
+            f"{row.model:<10} {row.backend:<9} {row.precision:<9} {row.median_ms:>9.1f} "
+            f"{row.p90_ms:>8.1f} {row.speedup:>7.2f}x"
         )
     if args.json:
         print(json.dumps({"results": [asdict(row) for row in results]}))

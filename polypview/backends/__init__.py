@@ -26,7 +26,8 @@ AUTO_ORDER = ["openvino", "torch"]  # fastest first
 
 class Backend(Protocol):
     name: str
-    device: str  # where it runs, in words: "CPU (AMD EPYC ...)"
+    device: str  # where it runs, in words: "AMD EPYC (AVX-512, BF16)"
+    precision: str  # what it computes in: "fp32", "bf16", ...
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
 

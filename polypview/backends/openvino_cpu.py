@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from polypview.backends.cache import converted_model_path
-from polypview.backends.torch_cpu import cpu_name
+from polypview.hardware import cpu_name
 from polypview.modelfile import ModelCard
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class OpenVINOBackend:
         compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         self.request = compiled.create_infer_request()
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.device = f"CPU ({cpu_name()}), {self.precision}"
+        self.device = cpu_name()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         self.request.infer({0: np.ascontiguousarray(batch)})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
 import torch
 from torch import nn
 
+from polypview.hardware import cpu_name
 from polypview.modelfile import ModelCard
 
 
@@ -21,23 +20,13 @@ def describe() -> str:
     )
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 class TorchBackend:
     name = "torch"
+    precision = "fp32"
 
     def __init__(self, network: nn.Module) -> None:
         self.network = network.eval()
-        self.device = f"CPU ({cpu_name()})"
+        self.device = cpu_name()
 
     @torch.inference_mode()
     def infer(self, batch: np.ndarray) -> np.ndarray:
