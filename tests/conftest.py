@@ -1,50 +1,27 @@
-"""Shared fixtures: small clips and untrained stand-in models built in temporary folders."""
+"""Shared fixtures: a small clip and untrained stand-in models built in temporary folders."""
 
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import ModelCard, save_model
 from polypview.nets import create_model
-from polypview.video import ClipWriter
 from training.kvasir import DEFAULT_ROOT
+from videos import write_clip
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # tests never need a display
 
 SHARED_CLIP = DEFAULT_ROOT.parent / "video" / "polyp_clip_560x480_25fps.mp4"
 
 
-def write_clip(
-    path: Path, frames: int = 12, size: tuple[int, int] = (160, 120), noisy: bool = False
-) -> Path:
-    """A clip of a bright disc drifting over a dark background (or noise, which compresses
-    badly and so makes large files), at 25 fps."""
-    width, height = size
-    noise = np.random.default_rng(0)
-    with ClipWriter(path, width=width, height=height, frame_rate=Fraction(25)) as writer:
-        for index in range(frames):
-            image = (
-                noise.integers(0, 256, (height, width, 3), np.uint8)
-                if noisy
-                else np.full((height, width, 3), 40, np.uint8)
-            )
-            centre = (width // 4 + index * 3, height // 2)
-            cv2.circle(image, centre, height // 5, (90, 120, 220), -1)
-            writer.write(image)
-    return path
-
-
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
-    return write_clip(tmp_path / "clip.mp4")
+    return write_clip(tmp_path / "clip.mp4", 12, size=(160, 120))
 
 
 def make_stand_in(folder: Path, architecture: str = "unet", **fields) -> ModelCard:

@@ -17,9 +17,10 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import make_stand_in, write_clip
+from conftest import make_stand_in
 from polypview.cli import main
 from polypview.modelfile import ModelCard
+from videos import BAD_VIDEOS, bad_input, write_clip
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -100,56 +101,21 @@ def test_bench_inference_prints_figures(capsys: pytest.CaptureFixture[str]) -> N
 # --- bad inputs -------------------------------------------------------------------------------
 
 
-def bad_videos(tmp_path: Path) -> dict[str, tuple[Path, str]]:
-    good = write_clip(tmp_path / "good.mp4", frames=50)
-    empty = tmp_path / "empty.mp4"
-    empty.touch()
-    text = tmp_path / "notes.mp4"
-    text.write_text("these are my notes, not a video\n" * 20)
-    truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    return {
-        "missing": (tmp_path / "nope.mp4", "no such file"),
-        "folder": (folder, "no images"),
-        "empty": (empty, "empty"),
-        "text": (text, "not a video"),
-        "truncated": (truncated, "cannot open video"),
-    }
-
-
-@pytest.mark.parametrize("case", ["missing", "folder", "empty", "text", "truncated"])
+@pytest.mark.parametrize(("case", "expected"), BAD_VIDEOS, ids=[case for case, _ in BAD_VIDEOS])
 def test_bad_videos_get_one_clear_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, stand_in_model: ModelCard, case: str
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    stand_in_model: ModelCard,
+    case: str,
+    expected: str,
 ) -> None:
-    video, expected = bad_videos(tmp_path)[case]
+    video = bad_input(tmp_path, case)
     output = tmp_path / "out" / "result.mp4"
     output.parent.mkdir()
     code, _, err = run_cli(
         capsys, "export", video, "-o", output, "--model", stand_in_model.weights_path
     )
     assert_one_clear_line(code, err, expected)
-    assert_no_output(output)
-
-
-def test_a_video_without_a_picture_stream_is_refused(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, stand_in_model: ModelCard
-) -> None:
-    sound = tmp_path / "sound.mp4"
-    with av.open(str(sound), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
-        frame.sample_rate = 8000
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    output = tmp_path / "out.mp4"
-    code, _, err = run_cli(
-        capsys, "export", sound, "-o", output, "--model", stand_in_model.weights_path
-    )
-    assert_one_clear_line(code, err, "no video stream")
     assert_no_output(output)
 
 
