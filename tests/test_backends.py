@@ -16,7 +16,7 @@ from polypview.errors import BackendError
 from polypview.modelfile import ModelCard, load_network, save_model
 from polypview.nets import create_model
 
-pytestmark = pytest.mark.skipif(
+needs_openvino = pytest.mark.skipif(
     not status("openvino").available, reason=f"openvino: {status('openvino').reason}"
 )
 
@@ -25,6 +25,7 @@ def cached_files(card_folder: Path) -> list[Path]:
     return sorted((card_folder / ".cache").glob("*.xml"))
 
 
+@needs_openvino
 def test_converted_model_is_cached_beside_the_weights_and_reused(tmp_path: Path) -> None:
     card = make_stand_in(tmp_path, "unet")
     create_backend("openvino", load_network(card), card)
@@ -35,6 +36,7 @@ def test_converted_model_is_cached_beside_the_weights_and_reused(tmp_path: Path)
     assert cached_files(tmp_path) == [cached] and cached.stat().st_mtime_ns == built
 
 
+@needs_openvino
 def test_new_weights_rebuild_the_cache(tmp_path: Path) -> None:
     card = make_stand_in(tmp_path, "unet")
     original = create_backend("torch", load_network(card), card)
