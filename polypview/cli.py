@@ -137,8 +137,14 @@ def run_info(args: argparse.Namespace) -> None:
     if not info["models"]:
         print("  no trained weights are installed yet (see training/ to train them)")
     for card in info["models"]:
-        metrics = ", ".join(f"{key} {value}" for key, value in card["metrics"].items())
-        print(f"  {card['name']:<10} {card['architecture']:<10} {card['status']:<10} {metrics}")
+        print(f"  {card['name']:<10} {card['architecture']:<10} {card['status']}")
+        for split, figures in card["metrics"].items():
+            shown = (
+                figures
+                if not isinstance(figures, dict)
+                else ", ".join(f"{name} {value}" for name, value in figures.items())
+            )
+            print(f"    {split}: {shown}")
 
 
 def run_bench(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from videos import write_clip
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # tests never need a display
 
-SHARED_CLIP = DEFAULT_ROOT.parent / "video" / "polyp_clip_560x480_25fps.mp4"
+REAL_CLIP = DEFAULT_ROOT.parent / "video" / "polyp_clip_560x480_25fps.mp4"
 
 
 @pytest.fixture
@@ -51,3 +51,11 @@ def kvasir_root() -> Path:
     if not (DEFAULT_ROOT / "images").is_dir():
         pytest.skip(f"Kvasir-SEG not found at {DEFAULT_ROOT} (set POLYPVIEW_KVASIR)")
     return DEFAULT_ROOT
+
+
+@pytest.fixture
+def real_clip() -> Path:
+    """The real colonoscopy clip in ../shared/data (53 frames, 560x480, 25 fps)."""
+    if not REAL_CLIP.is_file():
+        pytest.skip(f"real colonoscopy clip not found at {REAL_CLIP}")
+    return REAL_CLIP

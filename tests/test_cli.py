@@ -63,6 +63,23 @@ def test_export_writes_every_frame_and_reports(
     assert not (tmp_path / "annotated.partial.mp4").exists()
 
 
+def test_export_of_a_real_colonoscopy_clip_keeps_every_frame_and_its_time(
+    capsys: pytest.CaptureFixture[str], real_clip: Path, stand_in_model: ModelCard, tmp_path: Path
+) -> None:
+    output = tmp_path / "real.mp4"
+    code, out, err = run_cli(
+        capsys, "export", real_clip, "-o", output, "--model", stand_in_model.weights_path, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["frames"] == 53
+    with av.open(str(output)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert (stream.width, stream.height, stream.average_rate) == (560, 480, 25)
+    assert len(frames) == 53
+    assert [round(frame.time, 3) for frame in frames] == [round(i * 0.04, 3) for i in range(53)]
+
+
 def test_export_honours_start_end_and_styles(
     capsys: pytest.CaptureFixture[str], clip: Path, stand_in_model: ModelCard, tmp_path: Path
 ) -> None:
