@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--style", default="contour", choices=["contour", "fill", "box"])
     export.add_argument("--colour", "--color", default="#00ff00", help="overlay colour: #rrggbb")
     export.add_argument("--threshold", type=float, help="mask threshold (default: the model's)")
+    export.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="drop regions smaller than this share of the frame (default: keep all)",
+    )
     export.add_argument("--start", type=float, default=0.0, metavar="SEC")
     export.add_argument("--end", type=float, metavar="SEC")
     export.add_argument("--json", action="store_true", help="end with one JSON summary line")
@@ -68,13 +75,22 @@ def run_export(args: argparse.Namespace) -> None:
 
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise PolypviewError(f"--threshold must lie between 0 and 1, got {args.threshold}")
+    if not 0 <= args.min_area < 100:
+        raise PolypviewError(
+            f"--min-area must lie between 0 and 100 (percent), got {args.min_area}"
+        )
     try:
         overlay = OverlayOptions(style=args.style, colour=parse_colour(args.colour))
     except ValueError as error:
         raise PolypviewError(f"--colour: {error}") from None
     with VideoSource(args.input, start=args.start, end=args.end) as source:
         check_output_path(args.output, args.input)
-        segmenter = Segmenter.open(args.model, args.backend, threshold=args.threshold)
+        segmenter = Segmenter.open(
+            args.model,
+            args.backend,
+            threshold=args.threshold,
+            min_area_fraction=args.min_area / 100,
+        )
         total = source.frame_count
         if total is not None and (args.start or args.end is not None):
             end = args.end if args.end is not None else source.duration or 0

@@ -47,10 +47,22 @@ class Segmenter:
         self._offset = (-np.asarray(card.mean, np.float32) / std).reshape(3, 1, 1)
 
     @classmethod
-    def open(cls, model: str | None = None, backend: str = "auto", **options: float) -> Segmenter:
+    def open(
+        cls,
+        model: str | None = None,
+        backend: str = "auto",
+        *,
+        threshold: float | None = None,
+        min_area_fraction: float = 0.0,
+    ) -> Segmenter:
         """A segmenter for an installed model name or a model file path."""
         card = find_model(model)
-        return cls(card, create_backend(backend, load_network(card), card), **options)
+        return cls(
+            card,
+            create_backend(backend, load_network(card), card),
+            threshold=threshold,
+            min_area_fraction=min_area_fraction,
+        )
 
     def preprocess(self, frame: np.ndarray) -> np.ndarray:
         """BGR uint8 H x W x 3 -> normalised RGB float32 1 x 3 x h x w at the model's size."""

@@ -87,7 +87,7 @@ def test_export_honours_start_end_and_styles(
     model = stand_in_model.weights_path
     code, out, err = run_cli(
         capsys, "export", clip, "-o", output, "--model", model, "--start", "0.2", "--end", "0.4",
-        "--style", "box", "--colour", "red", "--threshold", "0.4", "--json",
+        "--style", "box", "--colour", "red", "--threshold", "0.4", "--min-area", "0.5", "--json",
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["frames"] == 5 == decoded_frames(output)
@@ -157,6 +157,30 @@ def test_unwritable_outputs_are_refused_before_work(
         capsys, "export", clip, "-o", tmp_path / output, "--model", stand_in_model.weights_path
     )
     assert_one_clear_line(code, err, expected)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--threshold", "1.5", "--threshold must lie between 0 and 1"),
+        ("--min-area", "-1", "--min-area must lie between 0 and 100"),
+        ("--colour", "#12345", "--colour:"),
+    ],
+)
+def test_bad_options_are_refused(
+    capsys: pytest.CaptureFixture[str],
+    clip: Path,
+    stand_in_model: ModelCard,
+    tmp_path: Path,
+    option: str,
+    value: str,
+    expected: str,
+) -> None:
+    output = tmp_path / "out.mp4"
+    model = stand_in_model.weights_path
+    code, _, err = run_cli(capsys, "export", clip, "-o", output, "--model", model, option, value)
+    assert_one_clear_line(code, err, expected)
+    assert_no_output(output)
 
 
 def test_output_never_overwrites_the_input(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,9 @@ def convert(network: nn.Module, card: ModelCard) -> ov.Model:
     """The torch network as an OpenVINO model, fixed at the card's input size."""
     height, width = card.input_size
     shape = (1, card.in_channels, height, width)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch.export's own use of a deprecated pytree class; nothing the user can act on.
+        warnings.filterwarnings("ignore", "`isinstance\\(treespec, LeafSpec\\)`", FutureWarning)
         model = ov.convert_model(torch.export.export(network.eval(), (torch.zeros(shape),)))
     model.reshape(list(shape))
     return model
