@@ -95,8 +95,8 @@ def run_export(args: argparse.Namespace) -> None:
         if total is not None and (args.start or args.end is not None):
             end = args.end if args.end is not None else source.duration or 0
             total = max(0, round((end - args.start) * source.fps))
-        progress = tqdm(total=total, unit="frame", file=sys.stderr, disable=None, leave=False)
-        with progress as bar:
+        # disable=None: a progress bar on a terminal, nothing in logs and pipes.
+        with tqdm(total=total, unit="frame", file=sys.stderr, disable=None, leave=False) as bar:
             summary = export_annotated(
                 source, segmenter, args.output, overlay, on_frame=lambda _: bar.update()
             )
