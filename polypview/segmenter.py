@@ -66,10 +66,7 @@ class Segmenter:
 
     def preprocess(self, frame: np.ndarray) -> np.ndarray:
         """BGR uint8 H x W x 3 -> normalised RGB float32 1 x 3 x h x w at the model's size."""
-        height, width = self.card.input_size
-        shrinking = frame.shape[0] > height or frame.shape[1] > width
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        resized = cv2.resize(frame, (width, height), interpolation=interpolation)
+        resized = resize_for_model(frame, self.card.input_size)
         rgb = resized[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
         return (rgb * self._scale + self._offset)[None]
 
@@ -89,6 +86,18 @@ class Segmenter:
                 f"expected a BGR uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}"
             )
         return self.postprocess(self.backend.infer(self.preprocess(frame)), frame.shape)
+
+
+def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``size`` (height, width) the way the networks are trained and run.
+
+    Area averaging when shrinking (no aliasing from the endoscope's fine texture), bilinear when
+    enlarging. Training caches its images through this same function.
+    """
+    height, width = size
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
 def remove_small_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:
