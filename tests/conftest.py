@@ -27,10 +27,11 @@ def clip(tmp_path: Path) -> Path:
 def make_stand_in(folder: Path, architecture: str = "unet", **fields) -> ModelCard:
     """An UNTRAINED model file for plumbing tests only: it is never shipped or shown."""
     torch.manual_seed(0)
+    name = fields.pop("name", architecture)
     card = ModelCard(
-        name=fields.pop("name", architecture),
+        name=name,
         architecture=architecture,
-        weights=f"{fields.get('name', architecture)}.safetensors",
+        weights=f"{name}.safetensors",
         input_size=fields.pop("input_size", (64, 64)),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,

@@ -1,0 +1,146 @@
+"""The training loop: it learns, resumes exactly, exports faithfully and runs under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
+from polypview.modelfile import find_model, load_network
+from polypview.nets import create_model
+from training.data import load_cached, resolve_dataset
+from training.export import export_checkpoint
+from training.metrics import batch_counts, dice_from_counts
+from training.train import dice_bce_loss, main
+from training.transforms import normalise
+
+SIZE = 32
+
+
+def write_polyp_dataset(root: Path, count: int = 10, test: int = 2) -> Path:
+    """Pink textured 'mucosa' with one brighter disc, the 'polyp', per image; splits train/test."""
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks", "splits"):
+        (root / folder).mkdir(parents=True)
+    ids = [f"img{index:02d}" for index in range(count)]
+    for image_id in ids:
+        height, width = rng.integers(40, 72, 2)
+        image = rng.normal((90, 100, 170), 12, (height, width, 3)).clip(0, 255).astype(np.uint8)
+        mask = np.zeros((height, width), np.uint8)
+        centre = (int(rng.integers(12, width - 12)), int(rng.integers(12, height - 12)))
+        cv2.circle(mask, centre, int(rng.integers(6, 11)), 255, -1)
+        image[mask > 0] = (150, 170, 240)
+        cv2.imwrite(str(root / "images" / f"{image_id}.jpg"), image)
+        cv2.imwrite(str(root / "masks" / f"{image_id}.png"), mask)
+    (root / "splits" / "train.txt").write_text("\n".join(ids[test:]) + "\n")
+    (root / "splits" / "test.txt").write_text("\n".join(ids[:test]) + "\n")
+    return root
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return write_polyp_dataset(tmp_path / "data")
+
+
+def batch_of(dataset: Path, cache: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    split = load_cached(dataset, resolve_dataset(dataset, "train")[:count], (SIZE, SIZE), cache)
+    images, masks = split.to_dataset().tensors
+    return normalise(images.float() / 255, IMAGENET_MEAN, IMAGENET_STD), masks.float()
+
+
+def test_one_step_lowers_the_loss(dataset: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    images, masks = batch_of(dataset, tmp_path / "cache", 4)
+    network = create_model("unet")
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    before = dice_bce_loss(network(images), masks)
+    before.backward()
+    optimizer.step()
+    assert dice_bce_loss(network(images), masks).item() < before.item()
+
+
+def test_a_tiny_model_overfits_four_images(dataset: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    images, masks = batch_of(dataset, tmp_path / "cache", 4)
+    network = create_model("unet")
+    optimizer = torch.optim.AdamW(network.parameters(), lr=3e-3)
+    for _ in range(120):
+        optimizer.zero_grad()
+        dice_bce_loss(network(images), masks).backward()
+        optimizer.step()
+    network.eval()
+    with torch.no_grad():
+        dice = dice_from_counts(batch_counts(network(images) > 0, masks > 0.5))
+    assert dice.min().item() > 0.9, dice
+
+
+def train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--model", "unet", "--data", str(dataset), "--train-split", "train",
+        "--test-split", "test", "--size", str(SIZE), "--batch-size", "2", "--val-fraction",
+        "0.25", "--amp", "off", "--warmup-epochs", "1", "--out", str(out),
+        "--cache-dir", str(out.parent / "cache"), *extra,
+    ]  # fmt: skip
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "last.pt", weights_only=True)["network"]
+
+
+def test_resume_continues_exactly(dataset: Path, tmp_path: Path) -> None:
+    main(train_args(dataset, tmp_path / "straight", "--epochs", "3"))
+    records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").open()]
+    assert [record["epoch"] for record in records] == [0, 1, 2]
+    first_epoch_steps = records[0]["step"]
+
+    interrupted = tmp_path / "interrupted"
+    main(train_args(dataset, interrupted, "--epochs", "3", "--max-steps", str(first_epoch_steps)))
+    main(train_args(dataset, interrupted, "--epochs", "3", "--resume"))
+    straight, resumed = final_weights(tmp_path / "straight"), final_weights(interrupted)
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+    assert (interrupted / "curves.png").stat().st_size > 0
+
+
+def test_export_then_load_gives_identical_outputs(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    main(train_args(dataset, run, "--epochs", "1"))
+    card = export_checkpoint(run / "best.pt", "tiny", tmp_path / "models")
+    assert set(card.metrics["test"]) >= {"dice", "iou", "precision", "recall", "f2", "miou"}
+    assert card.command.startswith("python -m training.train --model unet")
+
+    trained = create_model("unet").eval()
+    trained.load_state_dict(torch.load(run / "best.pt", weights_only=True)["network"])
+    if "fp16" in card.notes:  # what is shipped is the fp16 rounding of the trained weights
+        trained.load_state_dict({k: v.half().float() for k, v in trained.state_dict().items()})
+    loaded = load_network(find_model(str(card.weights_path)))
+    batch = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.equal(trained(batch), loaded(batch))
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+    reason="torchrun not found",
+)
+def test_two_gloo_processes_under_torchrun_finish(dataset: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun if torchrun.exists() else shutil.which("torchrun")),
+        "--standalone", "--nproc_per_node", "2", "-m", "training.train",
+        *train_args(dataset, tmp_path / "ddp", "--epochs", "2", "--device", "cpu"),
+    ]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").open()]
+    assert [record["epoch"] for record in records] == [0, 1]  # only rank 0 logs

@@ -1,0 +1,265 @@
+"""Segmentation datasets as resized in-memory caches: Kvasir-SEG, CVC-ClinicDB or any folder.
+
+A dataset is a folder with ``images/`` and ``masks/`` whose files pair up by stem (any of
+jpg/jpeg/png/bmp/tif; a mask may have another extension than its image) and, optionally,
+``splits/<name>.txt`` files of ids. Training reads it once through the app's own
+``resize_for_model`` into one ``.npz`` per (folder, ids, size), so every epoch after the first
+costs no decoding and the network sees frames prepared exactly as the app prepares them.
+
+For a machine without the dataset, ``python -m training.data`` writes a compact resized copy
+(JPEG quality 95 images, PNG masks, the split files) that reads like any dataset:
+
+    python -m training.data --root ../shared/data/kvasir-seg --size 320 --out .cache/kvasir-320
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from polypview.segmenter import resize_for_model
+from training.kvasir import DEFAULT_ROOT, MASK_THRESHOLD, read_split
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# Bump when the cached arrays change meaning, so old caches are never read.
+CACHE_FORMAT_VERSION = 1
+COMPACT_JPEG_QUALITY = 95
+COMPACT_SPLITS = ("train880", "test120")
+_NAMES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    """A split at the model's size: RGB uint8 (N, H, W, 3), masks uint8 (N, H, W) in {0, 1}."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_dataset(self) -> TensorDataset:
+        """(image uint8 (3, H, W), mask uint8 (1, H, W)) pairs; ``.tensors`` holds the whole split.
+
+        uint8 keeps the host-to-GPU copy four times smaller than float; convert there.
+        """
+        images = torch.from_numpy(self.images).permute(0, 3, 1, 2).contiguous()
+        return TensorDataset(images, torch.from_numpy(self.masks)[:, None])
+
+
+def resolve_dataset(root: Path | str, split: str | Path | None = None) -> list[str]:
+    """Sorted ids of ``split`` (a name under ``splits/`` or an id file), or all pairs if None.
+
+    Fails with one line naming the folder or the files when the dataset is not usable.
+    """
+    root = Path(root)
+    pairs = pair_files(root)
+    if split is None:
+        return sorted(pairs)
+    ids = read_split(root, split)
+    missing = [image_id for image_id in ids if image_id not in pairs]
+    if missing:
+        raise FileNotFoundError(
+            f"split {split} names {len(missing)} ids without files in {root}: {_some(missing)}"
+        )
+    return sorted(set(ids))
+
+
+def validation_split(
+    ids: Iterable[str], fraction: float = 0.1, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """(train_ids, val_ids): a fixed random ``fraction`` held out, whatever order ids come in."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must lie between 0 and 1, got {fraction}")
+    shuffled = sorted(set(ids))
+    random.Random(seed).shuffle(shuffled)
+    val_count = max(1, round(len(shuffled) * fraction))
+    return sorted(shuffled[val_count:]), sorted(shuffled[:val_count])
+
+
+def load_cached(
+    root: Path | str, ids: Iterable[str], size: tuple[int, int], cache_dir: Path | str
+) -> CachedSplit:
+    """``ids`` of the dataset at ``root`` resized to ``size`` (height, width), in sorted id order.
+
+    Read from ``cache_dir`` when a cache for exactly this folder, id set and size exists; built
+    (a few seconds for Kvasir-SEG) and written atomically otherwise.
+    """
+    root = Path(root)
+    ids = sorted(set(ids))
+    if not ids:
+        raise ValueError(f"no ids to load from {root}")
+    cache_file = (
+        Path(cache_dir) / f"{root.name}-{size[0]}x{size[1]}-{_cache_key(root, ids, size)}.npz"
+    )
+    if cache_file.is_file():
+        with np.load(cache_file) as cached:
+            return CachedSplit(cached["images"], cached["masks"], ids)
+    pairs = pair_files(root)
+    missing = [image_id for image_id in ids if image_id not in pairs]
+    if missing:
+        raise FileNotFoundError(f"no image and mask in {root} for ids: {_some(missing)}")
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # OpenCV releases the GIL
+        resized = list(pool.map(lambda image_id: _read_resized(*pairs[image_id], size), ids))
+    split = CachedSplit(
+        np.stack([image for image, _ in resized]), np.stack([mask for _, mask in resized]), ids
+    )
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache_file.parent, suffix=".tmp", delete=False) as tmp:
+        try:
+            np.savez(tmp, images=split.images, masks=split.masks)
+        except BaseException:
+            Path(tmp.name).unlink()
+            raise
+    os.replace(tmp.name, cache_file)
+    return split
+
+
+def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The BGR uint8 image and its bool mask at full size, or one line naming the bad file."""
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image: {image_path}")
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise ValueError(f"cannot read mask: {mask_path}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    return image, mask >= MASK_THRESHOLD
+
+
+def write_compact_copy(root: Path | str, size: tuple[int, int], out: Path | str) -> Path:
+    """A resized copy of the dataset at ``out``: JPEG images, PNG masks, the same split files.
+
+    Images pass through ``resize_for_model`` here, so reading the copy at the same size later
+    leaves them untouched (bar JPEG's small loss at quality 95).
+    """
+    root, out = Path(root), Path(out)
+    pairs = pair_files(root)
+    for folder in ("images", "masks", "splits"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+
+    def write(image_id: str) -> None:
+        image, mask = _read_resized(*pairs[image_id], size)
+        jpeg = [cv2.IMWRITE_JPEG_QUALITY, COMPACT_JPEG_QUALITY]
+        cv2.imwrite(str(out / "images" / f"{image_id}.jpg"), image[:, :, ::-1], jpeg)
+        cv2.imwrite(str(out / "masks" / f"{image_id}.png"), mask * np.uint8(255))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(write, sorted(pairs)))
+    for split_file in sorted((root / "splits").glob("*.txt")):
+        shutil.copyfile(split_file, out / "splits" / split_file.name)
+    return out
+
+
+def pair_files(root: Path) -> dict[str, tuple[Path, Path]]:
+    """{id: (image path, mask path)} for a folder of images/ and masks/ paired by stem."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    for folder in (root / "images", root / "masks"):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"folder not found: {folder}")
+    images, masks = _files_by_stem(root / "images"), _files_by_stem(root / "masks")
+    without_mask = sorted(images.keys() - masks.keys())
+    if without_mask:
+        names = [images[stem].name for stem in without_mask]
+        raise FileNotFoundError(
+            f"{len(names)} images in {root / 'images'} have no mask: {_some(names)}"
+        )
+    without_image = sorted(masks.keys() - images.keys())
+    if without_image:
+        names = [masks[stem].name for stem in without_image]
+        raise FileNotFoundError(
+            f"{len(names)} masks in {root / 'masks'} have no image: {_some(names)}"
+        )
+    return {stem: (images[stem], masks[stem]) for stem in images}
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or path.name.startswith("."):
+            continue
+        if path.stem in files:
+            raise ValueError(
+                f"two files for one id in {folder}: {files[path.stem].name}, {path.name}"
+            )
+        files[path.stem] = path
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    return files
+
+
+def _read_resized(
+    image_path: Path, mask_path: Path, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 image through the app's resize; {0, 1} mask by area, then thresholded at half."""
+    image, mask = read_pair(image_path, mask_path)
+    rgb = cv2.cvtColor(resize_for_model(image, size), cv2.COLOR_BGR2RGB)
+    height, width = size
+    small_mask = cv2.resize(mask * np.uint8(255), (width, height), interpolation=cv2.INTER_AREA)
+    return rgb, (small_mask >= MASK_THRESHOLD).astype(np.uint8)
+
+
+def _cache_key(root: Path, ids: list[str], size: tuple[int, int]) -> str:
+    identity = [CACHE_FORMAT_VERSION, str(root.resolve()), list(size), ids]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+
+
+def _some(names: list[str]) -> str:
+    more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+    return ", ".join(names[:_NAMES_SHOWN]) + more
+
+
+def _folder_mib(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.data", description="Write a compact resized copy of a dataset."
+    )
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="dataset folder")
+    parser.add_argument("--size", type=int, default=320, help="square side in pixels")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the copy")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="also build and time the npz caches of the copy here"
+    )
+    args = parser.parse_args(argv)
+    size = (args.size, args.size)
+    started = time.perf_counter()
+    out = write_compact_copy(args.root, size, args.out)
+    print(f"{out}: {_folder_mib(out):.1f} MiB, written in {time.perf_counter() - started:.1f} s")
+    if args.cache_dir is None:
+        return
+    for split_name in COMPACT_SPLITS:
+        ids = resolve_dataset(out, split_name)
+        for call in ("first", "second"):
+            started = time.perf_counter()
+            split = load_cached(out, ids, size, args.cache_dir)
+            seconds = time.perf_counter() - started
+            mib = (split.images.nbytes + split.masks.nbytes) / 2**20
+            print(f"{split_name}: {len(split)} pairs, {mib:.0f} MiB, {call} load {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Score a model as users see it: through the app's segmenter, on each image at its own size.
+
+    python -m training.evaluate --model resunetpp            # test120 of ../shared/data/kvasir-seg
+    python -m training.evaluate --model models/unet.safetensors --tta --json
+    python -m training.evaluate --model unet --split pranet_test100 --worst unet-pranet.png
+
+Each image goes through ``polypview.segmenter.Segmenter`` at its original resolution (the segmenter
+resizes the mask back), is scored with ``training.metrics``, and the scores are averaged over
+images, as the Kvasir-SEG papers report them. The worst cases by Dice are drawn into a PNG grid:
+truth contour green, prediction red. After training, ``evaluate`` fills the model card's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from polypview.backends import backend_names
+from polypview.errors import OutputError, PolypviewError
+from polypview.segmenter import Segmenter, remove_small_blobs, resize_for_model
+from training.data import pair_files, read_pair, resolve_dataset
+from training.kvasir import DEFAULT_ROOT
+from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
+
+DEFAULT_SPLIT = "test120"
+FLIPS = (None, 1, 0)  # identity, horizontal, vertical (cv2.flip codes)
+WORST_COUNT = 8
+TILE_SIZE = 256
+GRID_COLUMNS = 4
+TRUTH_COLOUR = (0, 200, 0)  # BGR
+PREDICTION_COLOUR = (0, 0, 255)
+LABELS = {
+    "dice": "Dice",
+    "iou": "IoU",
+    "precision": "precision",
+    "recall": "recall",
+    "f2": "F2",
+    "miou": "mIoU",
+}
+# Published figures on Kvasir-SEG (../shared/data/README.md); mIoU averages polyp and background.
+REFERENCE_FIGURES = {
+    "ResUNet++ paper (ISM 2019)": {"dice": 0.8133, "miou": 0.7927},
+    "ResUNet++ re-run, 512 px, 880/120 (IEEE Access 2021)": {"dice": 0.7143},
+    "ResUNet++ re-run, 256 px, 880/120 (NanoNet paper)": {"dice": 0.7310},
+    "ColonSegNet, 880/120": {"dice": 0.8206, "iou": 0.7239},
+}
+
+
+class PairFiles(NamedTuple):
+    image_id: str
+    image: Path
+    mask: Path
+
+
+class Pair(NamedTuple):
+    image_id: str
+    image: np.ndarray  # BGR uint8 H x W x 3 at its original resolution
+    truth: np.ndarray  # bool H x W
+
+
+class Scored(NamedTuple):
+    pair: Pair
+    prediction: np.ndarray  # bool H x W, what the app shows
+    counts: np.ndarray  # tp, fp, fn, tn
+    seconds: float  # segmentation only (all TTA passes), not reading files
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Means over images of the per-image scores: what a model card's ``metrics[split]`` holds."""
+
+    dice: float
+    iou: float
+    precision: float
+    recall: float
+    f2: float
+    miou: float
+    images: int
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> EvaluationResult:
+        """From per-image counts shaped ``[N, 4]``."""
+        scores = scores_from_counts(counts)
+        return cls(**{name: float(scores[name].mean()) for name in SCORE_NAMES}, images=len(counts))
+
+
+def list_pairs(root: Path | str, split: str | Path | None = DEFAULT_SPLIT) -> list[PairFiles]:
+    """The image and mask files of ``split`` (a name in ``root/splits`` or a file of image ids),
+    or, for ``None``, of every image with a mask of the same stem."""
+    try:
+        ids = resolve_dataset(root, split)
+        files = pair_files(Path(root))
+    except (FileNotFoundError, ValueError) as error:
+        raise PolypviewError(str(error)) from None
+    if not ids:
+        raise PolypviewError(f"split {split} of {root} lists no images")
+    return [PairFiles(image_id, *files[image_id]) for image_id in ids]
+
+
+def load_pairs(files: Iterable[PairFiles]) -> Iterator[Pair]:
+    """Each image at full size with its bool mask, read only when it is reached."""
+    for image_id, image_path, mask_path in files:
+        try:
+            yield Pair(image_id, *read_pair(image_path, mask_path))
+        except ValueError as error:
+            raise PolypviewError(str(error)) from None
+
+
+def split_pairs(root: Path | str, split: str | Path | None = DEFAULT_SPLIT) -> Iterator[Pair]:
+    """The pairs of ``split``, read one at a time; a bad split fails here, not on iterating."""
+    return load_pairs(list_pairs(root, split))
+
+
+def predict(segmenter: Segmenter, frame: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The bool mask the app shows; with ``tta``, from the probability averaged over flips."""
+    if not tta:
+        return segmenter(frame).mask > 0
+    probability = np.mean(
+        [_flip(segmenter(_flip(frame, code)).probability, code) for code in FLIPS], axis=0
+    )
+    mask = np.where(probability >= segmenter.threshold, np.uint8(255), np.uint8(0))
+    if segmenter.min_area_fraction > 0:
+        mask = remove_small_blobs(mask, segmenter.min_area_fraction * mask.size)
+    return mask > 0
+
+
+def score_images(
+    segmenter: Segmenter, pairs: Iterable[Pair], tta: bool = False
+) -> Iterator[Scored]:
+    """Each pair with the app's prediction and its confusion counts."""
+    for pair in pairs:
+        start = time.perf_counter()
+        prediction = predict(segmenter, pair.image, tta)
+        seconds = time.perf_counter() - start
+        yield Scored(pair, prediction, image_counts(prediction, pair.truth), seconds)
+
+
+def evaluate(segmenter: Segmenter, pairs: Iterable[Pair], tta: bool = False) -> EvaluationResult:
+    """Mean per-image scores of ``segmenter`` on ``pairs``."""
+    counts = [scored.counts for scored in score_images(segmenter, pairs, tta)]
+    if not counts:
+        raise PolypviewError("no images to evaluate")
+    return EvaluationResult.from_counts(np.stack(counts))
+
+
+def draw_worst(cases: list[Scored]) -> np.ndarray:
+    """A BGR grid of tiles: image, truth contour green, prediction red, Dice in the corner."""
+    rows = -(-len(cases) // GRID_COLUMNS)
+    columns = min(len(cases), GRID_COLUMNS)
+    grid = np.zeros((rows * TILE_SIZE, columns * TILE_SIZE, 3), np.uint8)
+    for index, case in enumerate(cases):
+        row, column = divmod(index, GRID_COLUMNS)
+        top, left = row * TILE_SIZE, column * TILE_SIZE
+        grid[top : top + TILE_SIZE, left : left + TILE_SIZE] = _tile(case)
+    return grid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Score a model through the app's segmenter on Kvasir-SEG-style data.",
+    )
+    parser.add_argument("--model", required=True, help="installed model name or model file path")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_ROOT, help="images/ and masks/ (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--split",
+        help=f"split name in DATA/splits or a file of image ids (default: {DEFAULT_SPLIT}, "
+        "or every image with a mask when DATA has no splits/)",
+    )
+    parser.add_argument("--backend", default="auto", choices=["auto", *backend_names()])
+    parser.add_argument("--threshold", type=float, help="mask threshold (default: the card's)")
+    parser.add_argument(
+        "--tta", action="store_true", help="average the probability over the frame and its flips"
+    )
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument(
+        "--worst", type=Path, help="PNG of the worst cases by Dice (default: ./MODEL-worst.png)"
+    )
+    parser.add_argument("--limit", type=int, help="score only the first N images")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise PolypviewError(f"--threshold must lie between 0 and 1, got {args.threshold}")
+    if args.limit is not None and args.limit < 1:
+        raise PolypviewError(f"--limit must be at least 1, got {args.limit}")
+    if args.worst is not None and args.worst.suffix.lower() != ".png":
+        raise OutputError(f"--worst must name a .png file, got {args.worst}")
+    if args.worst is not None and not args.worst.parent.is_dir():
+        raise OutputError(f"folder for --worst does not exist: {args.worst.parent}")
+    split = args.split or (DEFAULT_SPLIT if (args.data / "splits").is_dir() else None)
+    files = list_pairs(args.data, split)[: args.limit]
+    segmenter = Segmenter.open(args.model, args.backend, threshold=args.threshold)
+    counts, seconds, worst = [], 0.0, []
+    bar = tqdm(load_pairs(files), total=len(files), unit="image", file=sys.stderr, disable=None)
+    with bar:
+        for index, scored in enumerate(score_images(segmenter, bar, args.tta)):
+            counts.append(scored.counts)
+            seconds += scored.seconds
+            # Keep the lowest Dice: push each, drop the best kept; earlier images win ties.
+            heapq.heappush(worst, (-float(dice_from_counts(scored.counts)), -index, scored))
+            if len(worst) > WORST_COUNT:
+                heapq.heappop(worst)
+    worst_path = args.worst or Path(f"{segmenter.card.name}-worst.png")
+    cases = [scored for *_, scored in sorted(worst, reverse=True)]
+    if not cv2.imwrite(str(worst_path), draw_worst(cases)):
+        raise OutputError(f"cannot write {worst_path}")
+
+    result = EvaluationResult.from_counts(np.stack(counts))
+    report = {
+        **asdict(result),
+        "seconds_per_image": seconds / result.images,
+        "model": segmenter.card.name,
+        "backend": segmenter.backend.name,
+        "data": str(args.data),
+        "split": Path(split).stem if split else "all",
+        "tta": args.tta,
+        "threshold": segmenter.threshold,
+    }
+    print(
+        f"{report['model']} on {report['split']} ({result.images} images), {report['backend']} "
+        f"{segmenter.backend.precision}, threshold {segmenter.threshold:g}, "
+        f"TTA {'on' if args.tta else 'off'}: {report['seconds_per_image']:.3f} s per image"
+    )
+    for name in SCORE_NAMES:
+        print(f"  {LABELS[name]:<10} {report[name]:.4f}")
+    print("published on Kvasir-SEG, for comparison:")
+    for source, figures in REFERENCE_FIGURES.items():
+        print(f"  {source}: " + ", ".join(f"{LABELS[k]} {v:.4f}" for k, v in figures.items()))
+    print(f"worst {len(cases)} by Dice: {worst_path}")
+    if args.json:
+        print(json.dumps(report))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except PolypviewError as error:
+        print(f"evaluate: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("evaluate: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _flip(image: np.ndarray, code: int | None) -> np.ndarray:
+    return image if code is None else cv2.flip(image, code)
+
+
+def _tile(case: Scored) -> np.ndarray:
+    image_id, image, truth = case.pair
+    height, width = truth.shape
+    scale = TILE_SIZE / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    picture = resize_for_model(image, size)
+    for mask, colour in ((truth, TRUTH_COLOUR), (case.prediction, PREDICTION_COLOUR)):
+        small = cv2.resize(mask.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(picture, contours, -1, colour, 2, cv2.LINE_AA)
+    tile = np.zeros((TILE_SIZE, TILE_SIZE, 3), np.uint8)
+    tile[: size[0], : size[1]] = picture
+    dice = float(dice_from_counts(case.counts))
+    for text, y in ((f"Dice {dice:.3f}", 18), (image_id[:28], TILE_SIZE - 8)):
+        for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(tile, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thickness)
+    return tile
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Paired image/mask augmentation with kornia, on whatever device the batch lives on.
+
+kornia rather than albumentations: it augments whole batches of tensors, so on the GPU of the
+production run the augmentation happens where the batch already is, and here on the CPU it costs
+a few percent of a training step (docs/training.md has the measurements). Geometry is drawn once
+per sample and applied to image and mask alike (masks resampled by nearest neighbour, so they stay
+binary); colour and blur touch the image only. Random parameters come from torch's global
+generator, so ``torch.manual_seed`` makes a run repeatable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+try:
+    import kornia.augmentation as K
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "training needs kornia: pip install -e '.[train]' (or pip install kornia)"
+    ) from error
+
+
+class PairedAugmentation(nn.Module):
+    """``(images, masks) -> (images, masks)``: float (B, 3, H, W) in 0..1 and (B, 1, H, W) in
+    {0, 1}, the same size out as in."""
+
+    def __init__(self, *transforms: nn.Module) -> None:
+        super().__init__()
+        self.pipeline = K.AugmentationSequential(*transforms, data_keys=["input", "mask"])
+
+    def forward(self, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        images, masks = self.pipeline(images, masks)
+        return images.clamp_(0, 1), masks
+
+
+def geometric_transforms() -> list[nn.Module]:
+    """Flips, rotation up to 30 degrees, zoom 0.75-1.25 (cropped back to size), shift, shear."""
+    return [
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+        K.RandomAffine(degrees=30, translate=(0.1, 0.1), scale=(0.75, 1.25), shear=8, p=0.9),
+    ]
+
+
+def train_augmentation() -> PairedAugmentation:
+    """The training preset: geometry plus brightness, contrast, hue and occasional blur."""
+    return PairedAugmentation(
+        *geometric_transforms(),
+        K.ColorJitter(brightness=0.2, contrast=0.2, hue=0.05, p=0.8),
+        K.RandomGaussianBlur((5, 5), (0.1, 1.5), p=0.2),
+    )
+
+
+def geometric_augmentation() -> PairedAugmentation:
+    """Geometry only: for checking that image and mask move together."""
+    return PairedAugmentation(*geometric_transforms())
+
+
+def eval_transform(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """Evaluation needs nothing: the cache already holds images at the network's size."""
+    return images, masks
+
+
+def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Per-channel ``(x - mean) / std`` for float images in 0..1, on the images' device."""
+    mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - mean_t) / std_t
