@@ -95,16 +95,24 @@ def dice_bce_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return bce + (1 - dice).mean()
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int, floor: float) -> callable:
-    """LR multiplier: linear warm-up, then cosine decay to ``floor`` at ``total_steps``."""
+@dataclass
+class WarmupCosine:
+    """LR multiplier per step: linear warm-up, then cosine decay to ``floor`` at ``total_steps``.
 
-    def multiplier(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    ``total_steps`` may shrink once the first epoch shows how many fit a time budget, so the
+    decay still completes.
+    """
 
-    return multiplier
+    warmup_steps: int
+    total_steps: int
+    floor: float
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
@@ -341,7 +349,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     )
     steps_per_epoch = max(1, len(loader))
     optimizer = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    schedule = warmup_cosine(
+    schedule = WarmupCosine(
         round(args.warmup_epochs * steps_per_epoch),
         args.epochs * steps_per_epoch,
         args.min_lr / args.lr,
@@ -400,6 +408,18 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             if improved:
                 save_checkpoint(run, best, args)
         elapsed_minutes = (time.monotonic() - started) / 60
+        if args.time_budget is not None and run.epoch == 1 and not args.resume:
+            # Plan the decay over the epochs the budget allows, not the ones asked for.
+            fit = run.epoch + int((args.time_budget - elapsed_minutes) * 60 / epoch_seconds)
+            fit = (
+                int(distributed.sum(torch.tensor(fit, device=device)).item())
+                // distributed.world_size
+            )
+            if fit < args.epochs:
+                args.epochs = max(fit, 1)
+                schedule.total_steps = args.epochs * steps_per_epoch
+                if distributed.is_main:
+                    print(f"time budget: planning {args.epochs} epochs", flush=True)
         stop = (
             run.epoch - 1 - run.best_epoch >= args.patience
             or (args.max_steps is not None and run.step >= args.max_steps)
