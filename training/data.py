@@ -147,18 +147,27 @@ def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray
     return image, mask >= MASK_THRESHOLD
 
 
-def write_compact_copy(root: Path | str, size: tuple[int, int], out: Path | str) -> Path:
+def write_compact_copy(
+    root: Path | str, size: tuple[int, int], out: Path | str, keep_original: str | None = None
+) -> Path:
     """A resized copy of the dataset at ``out``: JPEG images, PNG masks, the same split files.
 
     Images pass through ``resize_for_model`` here, so reading the copy at the same size later
-    leaves them untouched (bar JPEG's small loss at quality 95).
+    leaves them untouched (bar JPEG's small loss at quality 95). The ids of the split named by
+    ``keep_original`` are copied byte for byte instead, so test metrics computed from the copy are
+    still at each image's original resolution.
     """
     root, out = Path(root), Path(out)
     pairs = pair_files(root)
+    originals = set(resolve_dataset(root, keep_original)) if keep_original else set()
     for folder in ("images", "masks", "splits"):
         (out / folder).mkdir(parents=True, exist_ok=True)
 
     def write(image_id: str) -> None:
+        if image_id in originals:
+            for source, folder in zip(pairs[image_id], ("images", "masks"), strict=True):
+                shutil.copyfile(source, out / folder / source.name)
+            return
         image, mask = _read_resized(*pairs[image_id], size)
         jpeg = [cv2.IMWRITE_JPEG_QUALITY, COMPACT_JPEG_QUALITY]
         cv2.imwrite(str(out / "images" / f"{image_id}.jpg"), image[:, :, ::-1], jpeg)
@@ -242,12 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=320, help="square side in pixels")
     parser.add_argument("--out", type=Path, required=True, help="folder for the copy")
     parser.add_argument(
+        "--keep-original", default="test120", help="split copied at full resolution ('' for none)"
+    )
+    parser.add_argument(
         "--cache-dir", type=Path, help="also build and time the npz caches of the copy here"
     )
     args = parser.parse_args(argv)
     size = (args.size, args.size)
     started = time.perf_counter()
-    out = write_compact_copy(args.root, size, args.out)
+    out = write_compact_copy(args.root, size, args.out, args.keep_original)
     print(f"{out}: {_folder_mib(out):.1f} MiB, written in {time.perf_counter() - started:.1f} s")
     if args.cache_dir is None:
         return

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The GPU runbook (../shared/GPU.md) in one command, on a machine with an NVIDIA GPU:
+#   scripts/gpu_run.sh OUTDIR [--smoke]
+# 1. trains the production weights (ResUNet++, then ResUNet, then UNet) with the real recipe, each
+#    within its own time budget, exports them and scores them on test120;
+# 2. measures batch-1 inference on the GPU (scripts/gpu_bench.py).
+# A step that fails or runs out of time is logged and the next one runs. What is worth keeping
+# lands in OUTDIR as at most 8 files: the three weights, results.tar.gz (cards, logs, learning
+# curves, worst cases, benchmark) and gpu_run.log. --smoke runs every step with tiny budgets, so the
+# script can be tried end to end on a CPU. Budgets (minutes) can be set with BUDGET_RESUNETPP,
+# BUDGET_RESUNET, BUDGET_UNET and BUDGET_BENCH; the defaults fit one 10-minute device call.
+set -uo pipefail
+out=${1:?usage: scripts/gpu_run.sh OUTDIR [--smoke]}
+mode=${2:-full}
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d /tmp/gpu_run.XXXXXX)
+exec > >(tee -a "$out/gpu_run.log") 2>&1
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python=${PYTHON:-python3}
+say() { echo "[$(date +%H:%M:%S)] $*"; }
+step() {  # step NAME MINUTES COMMAND...: run it within its budget, never stop the script
+    local name=$1 minutes=$2
+    shift 2
+    say "== $name (budget $minutes min)"
+    timeout --signal=INT --kill-after=20 "$(awk "BEGIN{print int($minutes*60)}")" "$@"
+    local status=$?
+    say "== $name ended with status $status"
+}
+
+if ! "$python" -c "import kornia" 2>/dev/null; then  # the GPU machine has no network: carried wheels
+    "$python" -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+data=.cache/kvasir-320
+[ -d "$data" ] || data=../shared/data/kvasir-seg
+say "data: $data; work: $work"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || say "no nvidia-smi"
+"$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+if [ "$mode" = --smoke ]; then
+    train_options=(--size 64 --epochs 2 --max-steps 3 --batch-size 4)
+    budgets=(1 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
+else
+    train_options=(--size 256 --epochs 300 --batch-size 16 --patience 40 --workers 4)
+    budgets=("${BUDGET_RESUNETPP:-4.5}" "${BUDGET_RESUNET:-1.5}" "${BUDGET_UNET:-1}" "${BUDGET_BENCH:-1}")
+    bench_options=(--runs 200 --warmup 30 --images 30)
+fi
+
+index=0
+for model in resunetpp resunet unet; do
+    minutes=${budgets[$index]}
+    index=$((index + 1))
+    # The loop stops itself half a minute early, leaving time to export and score the best epoch.
+    step "train $model" "$minutes" "$python" -m training.train --model "$model" --data "$data" \
+        "${train_options[@]}" --time-budget "$(awk "BEGIN{print $minutes - 0.5}")" \
+        --out "$work/runs/$model" --cache-dir "$work/cache" --export "$model" \
+        --models-dir "$work/models" --status production
+done
+
+step "inference benchmark" "${budgets[3]}" "$python" scripts/gpu_bench.py --models-dir "$work/models" \
+    --data "$data" --json "$work/inference.json" "${bench_options[@]}"
+
+say "== collecting results"
+cp "$work"/models/*.safetensors "$out"/ 2>/dev/null || say "no weights were exported"
+tar -czf "$out/results.tar.gz" -C "$work" --exclude='*.pt' --exclude='*.safetensors' \
+    --exclude=cache . && say "results.tar.gz: $(du -h "$out/results.tar.gz" | cut -f1)"
+ls -la "$out"
