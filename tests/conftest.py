@@ -11,7 +11,7 @@ import torch
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import ModelCard, save_model
 from polypview.nets import create_model
-from training.kvasir import DEFAULT_ROOT
+from training.data import DEFAULT_ROOT
 from videos import write_clip
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # tests never need a display

@@ -12,7 +12,7 @@ from polypview.backends import backend_names, create_backend, status
 from polypview.errors import BackendError
 from polypview.modelfile import ModelCard, installed_models, load_network
 from polypview.segmenter import Segmenter, remove_small_blobs
-from training.kvasir import load_pair, read_split
+from training.data import load_pair, resolve_dataset
 
 
 class ConstantBackend:
@@ -91,7 +91,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def kvasir_test_images(root: Path, count: int) -> list[tuple[str, np.ndarray]]:
     return [
-        (image_id, load_pair(root, image_id)[0]) for image_id in read_split(root, "test120")[:count]
+        (image_id, load_pair(root, image_id)[0])
+        for image_id in resolve_dataset(root, "test120")[:count]
     ]
 
 

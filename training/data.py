@@ -6,8 +6,10 @@ jpg/jpeg/png/bmp/tif; a mask may have another extension than its image) and, opt
 ``resize_for_model`` into one ``.npz`` per (folder, ids, size), so every epoch after the first
 costs no decoding and the network sees frames prepared exactly as the app prepares them.
 
-For a machine without the dataset, ``python -m training.data`` writes a compact resized copy
-(JPEG quality 95 images, PNG masks, the split files) that reads like any dataset:
+Kvasir-SEG is read in place from ``../shared/data/kvasir-seg`` beside the repository (or the
+folder named by ``$POLYPVIEW_KVASIR``), never copied into it. For a machine without the dataset,
+``python -m training.data`` writes a compact resized copy (JPEG quality 95 images, PNG masks, the
+split files; one split may stay at full resolution) that reads like any dataset:
 
     python -m training.data --root ../shared/data/kvasir-seg --size 320 --out .cache/kvasir-320
 """
@@ -33,8 +35,13 @@ import torch
 from torch.utils.data import TensorDataset
 
 from polypview.segmenter import resize_for_model
-from training.kvasir import DEFAULT_ROOT, MASK_THRESHOLD, read_split
 
+DEFAULT_ROOT = Path(
+    os.environ.get("POLYPVIEW_KVASIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg"
+)
+# The masks are JPEG-compressed: their pixels sit near 0 or 255, never in between.
+MASK_THRESHOLD = 128
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Bump when the cached arrays change meaning, so old caches are never read.
 CACHE_FORMAT_VERSION = 1
@@ -61,6 +68,24 @@ class CachedSplit:
         """
         images = torch.from_numpy(self.images).permute(0, 3, 1, 2).contiguous()
         return TensorDataset(images, torch.from_numpy(self.masks)[:, None])
+
+
+def read_split(root: Path | str, name_or_path: str | Path) -> list[str]:
+    """Image ids of a split: a name such as ``"test120"`` (``splits/<name>.txt``) or a file path."""
+    split_file = Path(name_or_path)
+    if isinstance(name_or_path, str) and split_file.name == name_or_path and not split_file.suffix:
+        split_file = Path(root) / "splits" / f"{name_or_path}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"split file not found: {split_file}")
+    return [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+
+
+def load_pair(root: Path | str, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """The BGR uint8 image and bool mask of one id, at full size."""
+    files = pair_files(Path(root))
+    if image_id not in files:
+        raise FileNotFoundError(f"no image with id {image_id!r} in {Path(root) / 'images'}")
+    return read_pair(*files[image_id])
 
 
 def resolve_dataset(root: Path | str, split: str | Path | None = None) -> list[str]:

@@ -29,8 +29,7 @@ from tqdm import tqdm
 from polypview.backends import backend_names
 from polypview.errors import OutputError, PolypviewError
 from polypview.segmenter import Segmenter, remove_small_blobs, resize_for_model
-from training.data import pair_files, read_pair, resolve_dataset
-from training.kvasir import DEFAULT_ROOT
+from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
 
 DEFAULT_SPLIT = "test120"

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from polypview.video import ClipWriter
-from training.kvasir import DEFAULT_ROOT, load_pair, read_split, require_root
+from training.data import DEFAULT_ROOT, load_pair, resolve_dataset
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "assets" / "demo.mp4"
 SPLIT = "test120"
@@ -118,7 +118,7 @@ def is_eligible(mask: np.ndarray) -> bool:
 def plan_shots(root: Path, seconds: float, out: tuple[int, int], seed: int) -> list[Shot]:
     """Pick test images and camera paths; the camera either approaches or backs off the polyp."""
     rng = np.random.default_rng(seed)
-    pairs = {image_id: load_pair(root, image_id) for image_id in read_split(root, SPLIT)}
+    pairs = {image_id: load_pair(root, image_id) for image_id in resolve_dataset(root, SPLIT)}
     eligible = sorted(image_id for image_id, pair in pairs.items() if is_eligible(pair[1]))
     if len(eligible) < IMAGE_COUNT:
         raise ValueError(f"only {len(eligible)} eligible {SPLIT} images, need {IMAGE_COUNT}")
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        shots = plan_shots(require_root(args.root), args.seconds, args.size, args.seed)
+        shots = plan_shots(args.root, args.seconds, args.size, args.seed)
     except (FileNotFoundError, ValueError) as error:
         print(f"make_demo: {error}", file=sys.stderr)
         return 2

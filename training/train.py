@@ -36,9 +36,8 @@ from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.hardware import cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, model_names
-from training.data import load_cached, resolve_dataset, validation_split
+from training.data import DEFAULT_ROOT, load_cached, resolve_dataset, validation_split
 from training.distributed import Distributed, setup, teardown
-from training.kvasir import DEFAULT_ROOT
 from training.metrics import batch_counts, dice_from_counts
 from training.transforms import normalise, train_augmentation
 
