@@ -25,6 +25,7 @@ from training.metrics import (
     image_scores,
     scores_from_counts,
 )
+from videos import write_clip
 
 JSON_KEYS = {"dice", "iou", "precision", "recall", "f2", "miou", "images", "model", "backend"}
 JSON_KEYS |= {"split", "tta", "threshold"}
@@ -206,3 +207,22 @@ def test_errors_are_one_clear_line(
     err = capsys.readouterr().err
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_a_clip_is_scored_against_its_mask_sidecar(
+    model: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", 6, size=(64, 48))
+    masks = np.zeros((6, 48, 64), bool)
+    masks[:3, 10:30, 10:40] = True  # a polyp in the first three frames only
+    np.savez_compressed(
+        clip.with_suffix(".masks.npz"), packed_masks=np.packbits(masks, axis=-1), shape=masks.shape
+    )
+    code = main(["--model", str(model.weights_path), "--clip", str(clip), "--json",
+                 "--worst", str(tmp_path / "worst.png")])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["images"] == 6 and report["split"] == "clip"
+    clip.with_suffix(".masks.npz").unlink()
+    assert main(["--model", str(model.weights_path), "--clip", str(clip)]) == 1
+    assert "no mask sidecar beside" in capsys.readouterr().err

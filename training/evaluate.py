@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 import sys
 import time
@@ -189,7 +190,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--worst", type=Path, help="PNG of the worst cases by Dice (default: ./MODEL-worst.png)"
     )
     parser.add_argument("--limit", type=int, help="score only the first N images")
+    parser.add_argument(
+        "--clip",
+        type=Path,
+        help="score a video against its mask sidecar (CLIP.masks.npz, as assets/demo.mp4 has) "
+        "instead of DATA",
+    )
     return parser
+
+
+def clip_pairs(clip: Path) -> tuple[int, Iterator[Pair]]:
+    """Frames of ``clip`` with their ground truth from the sidecar beside it, decoded lazily."""
+    from polypview.video import VideoSource
+    from training.make_demo import load_demo_masks
+
+    sidecar = clip.with_suffix(".masks.npz")
+    if not sidecar.is_file():
+        raise PolypviewError(f"no mask sidecar beside {clip} (expected {sidecar})")
+    masks = load_demo_masks(sidecar)
+    source = VideoSource(clip)
+
+    def pairs() -> Iterator[Pair]:
+        with source:
+            for frame in source:
+                if frame.index >= len(masks):
+                    raise PolypviewError(f"{clip} has more frames than {sidecar} has masks")
+                yield Pair(f"frame {frame.index}", frame.image, masks[frame.index])
+
+    return len(masks), pairs()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -201,11 +229,18 @@ def run(args: argparse.Namespace) -> None:
         raise OutputError(f"--worst must name a .png file, got {args.worst}")
     if args.worst is not None and not args.worst.parent.is_dir():
         raise OutputError(f"folder for --worst does not exist: {args.worst.parent}")
-    split = args.split or (DEFAULT_SPLIT if (args.data / "splits").is_dir() else None)
-    files = list_pairs(args.data, split)[: args.limit]
+    if args.clip is not None:
+        split, data = args.clip.stem, args.clip
+        total, pairs = clip_pairs(args.clip)
+    else:
+        split = args.split or (DEFAULT_SPLIT if (args.data / "splits").is_dir() else None)
+        files = list_pairs(args.data, split)
+        data, total, pairs = args.data, len(files), load_pairs(files)
+    total = min(total, args.limit or total)
+    pairs = itertools.islice(pairs, total)
     segmenter = Segmenter.open(args.model, args.backend, threshold=args.threshold)
     counts, seconds, worst = [], 0.0, []
-    bar = tqdm(load_pairs(files), total=len(files), unit="image", file=sys.stderr, disable=None)
+    bar = tqdm(pairs, total=total, unit="image", file=sys.stderr, disable=None)
     with bar:
         for index, scored in enumerate(score_images(segmenter, bar, args.tta)):
             counts.append(scored.counts)
@@ -225,7 +260,7 @@ def run(args: argparse.Namespace) -> None:
         "seconds_per_image": seconds / result.images,
         "model": segmenter.card.name,
         "backend": segmenter.backend.name,
-        "data": str(args.data),
+        "data": str(data),
         "split": Path(split).stem if split else "all",
         "tta": args.tta,
         "threshold": segmenter.threshold,
