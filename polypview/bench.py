@@ -1,7 +1,7 @@
-"""Inference benchmark: batch-1 latency per model and backend, side by side in one run.
+"""Benchmarks: batch-1 inference latency per model and backend, and the live pipeline's delays.
 
-Figures, not tests: ratios are only meaningful between rows measured in the same run on the
-same machine, so every run measures the ``torch`` reference too.
+Figures, not tests: inference ratios are only meaningful between rows measured in the same run on
+the same machine, so every run measures the ``torch`` reference too.
 """
 
 from __future__ import annotations
@@ -13,18 +13,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from polypview.backends import create_backend
-from polypview.modelfile import ModelCard, installed_models, load_network, save_model
+from polypview.modelfile import (
+    DEFAULT_MODEL,
+    ModelCard,
+    find_model,
+    installed_models,
+    load_network,
+    save_model,
+)
 from polypview.nets import create_model
+from polypview.overlay import OverlayOptions
+from polypview.pipeline import Pipeline
+from polypview.segmenter import Segmenter
+from polypview.sources import open_source
+from polypview.tracking import Tracker
 
 REFERENCE_BACKEND = "torch"
 DEFAULT_INPUT_SIZE = (256, 256)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PIPELINE_WARMUP_CALLS = 3  # a backend's first calls allocate and compile: not what a user sees
 
 
 @dataclass(frozen=True)
@@ -101,3 +115,51 @@ def bench_inference(
                     )
                 )
     return results
+
+
+def bench_pipeline(
+    source_spec: str, model: str | None = None, backend: str = "auto", duration_s: float = 10.0
+) -> dict[str, Any]:
+    """The live pipeline's delays and rates over ``duration_s`` seconds of ``source_spec``.
+
+    Runs the app's own live wiring (the newest frame to the segmenter and tracker, the newest mask
+    drawn on every frame) without a display, so delays end where the GUI's sink would take over.
+    Without ``model`` it takes the installed default architecture, or an untrained stand-in of it
+    that times the same (``model_status`` says which). A file source ends the run early.
+    """
+    events: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="polypview-bench-") as scratch:
+        card = find_model(model) if model else bench_card(DEFAULT_MODEL, Path(scratch))
+        segmenter = Segmenter(card, create_backend(backend, load_network(card), card))
+        source = open_source(source_spec)
+        try:
+            blank = np.zeros((source.height, source.width, 3), np.uint8)
+            for _ in range(PIPELINE_WARMUP_CALLS):
+                segmenter(blank)
+            pipeline = Pipeline(
+                source,
+                segmenter,
+                overlay=OverlayOptions(),
+                tracker=Tracker(),
+                on_status=events.append,
+            )
+            started = time.monotonic()
+            with pipeline:
+                pipeline.wait(duration_s)
+                snapshot = pipeline.stats.snapshot()  # before stopping waits for an inference
+                seconds = time.monotonic() - started
+        finally:
+            source.close()
+    figures = {
+        name: value if value is None or isinstance(value, int) else round(value, 3)
+        for name, value in snapshot.items()
+    }
+    return figures | {
+        "source": source.name,
+        "model": card.name,
+        "model_status": card.status,
+        "backend": segmenter.backend.name,
+        "device": segmenter.backend.device,
+        "duration_s": round(seconds, 2),
+        "events": events,
+    }

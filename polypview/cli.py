@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_argument("--backends", nargs="+", default=backend_names(), help="or: all")
     inference.add_argument("--runs", type=int, default=30)
     inference.add_argument("--json", action="store_true")
+    pipeline = what.add_parser("pipeline", help="live video and annotation delay from a source")
+    pipeline.add_argument(
+        "--source",
+        required=True,
+        help="video file (played in real time), device:N, rtsp://... or synthetic:WxH@FPS",
+    )
+    pipeline.add_argument(
+        "--model",
+        help="installed model name or path (default: the default model, or an untrained "
+        "stand-in of its architecture, which times the same)",
+    )
+    pipeline.add_argument("--backend", default="auto", choices=backends)
+    pipeline.add_argument("--duration", type=float, default=10.0, metavar="S")
+    pipeline.add_argument("--json", action="store_true")
     return parser
 
 
@@ -164,6 +178,10 @@ def run_info(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
+    {"inference": run_bench_inference, "pipeline": run_bench_pipeline}[args.benchmark](args)
+
+
+def run_bench_inference(args: argparse.Namespace) -> None:
     import torch
 
     from polypview.backends import backend_names, status
@@ -188,6 +206,32 @@ def run_bench(args: argparse.Namespace) -> None:
         )
     if args.json:
         print(json.dumps({"results": [asdict(row) for row in results]}))
+
+
+def run_bench_pipeline(args: argparse.Namespace) -> None:
+    from polypview.bench import bench_pipeline
+
+    if not args.duration > 0:
+        raise PolypviewError(f"--duration must be more than 0 seconds, got {args.duration}")
+    figures = bench_pipeline(args.source, args.model, args.backend, args.duration)
+    for event in figures["events"]:
+        print(f"polypview: {event}", file=sys.stderr)
+    print(
+        f"live pipeline for {figures['duration_s']:.1f} s: {figures['source']} -> "
+        f"{figures['model']} ({figures['model_status']}) on {figures['backend']}, "
+        f"{figures['device']}"
+    )
+    print(f"{'':<20} {'median':>8} {'p99':>8}")
+    for label, name in (("video delay ms", "video"), ("annotation delay ms", "annotation")):
+        median, p99 = (figures[f"{name}_delay_ms_p{q}"] for q in (50, 99))
+        shown = ("-", "-") if median is None else (f"{median:.2f}", f"{p99:.2f}")
+        print(f"{label:<20} {shown[0]:>8} {shown[1]:>8}")
+    print(
+        f"shown {figures['shown_fps']:.1f} frames/s, segmented {figures['segmented_fps']:.1f} "
+        f"frames/s, {figures['dropped']} dropped before segmentation, {figures['stale']} stale"
+    )
+    if args.json:
+        print(json.dumps(figures))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""Offline export: every frame of a clip segmented, annotated and written, none dropped."""
+"""Offline export: every frame of a clip segmented, annotated and written, none dropped.
+
+The pipeline's lockstep mode does the work (capture -> segment -> overlay, in order); this module
+adds the output's safety: checked before any work, written under a partial name, renamed when done.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polypview.errors import OutputError
-from polypview.overlay import OverlayOptions, draw
+from polypview.overlay import OverlayOptions
+from polypview.pipeline import lockstep_results
 from polypview.segmenter import Segmenter
 from polypview.video import ClipWriter, VideoSource
 
@@ -66,14 +71,12 @@ def export_annotated(
         with ClipWriter(
             staging, width=source.width, height=source.height, frame_rate=source.frame_rate
         ) as writer:
-            for frame in source:
-                segmentation = segmenter(frame.image)
-                first_pts = frame.pts if first_pts is None else first_pts
+            for result in lockstep_results(source, segmenter, overlay):
+                first_pts = result.frame.pts if first_pts is None else first_pts
                 # The clip starts at zero; the source's spacing of frames is kept exactly.
-                pts = frame.pts - first_pts
-                writer.write(draw(frame.image, segmentation.mask, overlay), pts=pts)
+                writer.write(result.annotated, pts=result.frame.pts - first_pts)
                 frames += 1
-                with_polyp += segmentation.has_polyp
+                with_polyp += result.mask is not None and bool(result.mask.any())
                 if on_frame is not None:
                     on_frame(frames)
         if frames == 0:

@@ -75,10 +75,16 @@ class Segmenter:
         height, width = frame_shape[:2]
         small = 1.0 / (1.0 + np.exp(-logits[0, 0], dtype=np.float32))
         probability = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+        return Segmentation(probability, self.mask_from(probability))
+
+    def mask_from(self, probability: np.ndarray) -> np.ndarray:
+        """The mask for a probability map at frame size: threshold, then the small-blob filter.
+
+        Also for maps combined outside (flip averaging, smoothing over frames)."""
         mask = np.where(probability >= self.threshold, np.uint8(255), np.uint8(0))
         if self.min_area_fraction > 0:
-            mask = remove_small_blobs(mask, self.min_area_fraction * height * width)
-        return Segmentation(probability, mask)
+            mask = remove_small_blobs(mask, self.min_area_fraction * mask.size)
+        return mask
 
     def __call__(self, frame: np.ndarray) -> Segmentation:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from polypview.segmenter import Segmentation, Segmenter
+
 Box = tuple[int, int, int, int]
 
 LABEL_WIDTH = 480  # masks wider than this are labelled at 1/2, 1/3, 1/4... of their size
@@ -204,6 +206,21 @@ class ProbabilitySmoother:
         return self._average
 
 
+class SmoothedSegmenter:
+    """A segmenter whose probability map is averaged over frames, its mask taken from the average.
+
+    The pipeline puts one in front of the segmenter when ``FilterSettings.smoothing`` is set.
+    """
+
+    def __init__(self, segmenter: Segmenter, alpha: float) -> None:
+        self.segmenter = segmenter
+        self.smoother = ProbabilitySmoother(alpha)
+
+    def __call__(self, frame: np.ndarray) -> Segmentation:
+        probability = self.smoother.smooth(self.segmenter(frame).probability)
+        return Segmentation(probability, self.segmenter.mask_from(probability))
+
+
 def _regions(
     mask: np.ndarray, probability: np.ndarray | None, min_area_fraction: float
 ) -> list[_Region]:
@@ -222,7 +239,7 @@ def _regions(
         scores = np.ones(count)
     else:
         sums = np.bincount(labels.ravel(), probability[::step, ::step].ravel(), minlength=count)
-        scores = sums / areas
+        scores = sums / np.maximum(areas, 1)  # the background (label 0) may have no pixels
     smallest = min_area_fraction * height * width / step**2
     regions = []
     for label in range(1, count):

@@ -86,9 +86,19 @@ class VideoSource:
             self.close()
             raise
 
+    live = False  # read as fast as its consumer asks: the Source interface's lockstep kind
+
     @property
     def fps(self) -> float:
         return float(self.frame_rate)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def read(self) -> Frame | None:
+        """The next frame, or None after the last: how pipelines read any source."""
+        return next(self, None)
 
     def _cannot_open(self, reason: str) -> VideoError:
         return VideoError(f"cannot open video: {self.path}: {reason}")

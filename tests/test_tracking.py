@@ -7,10 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
+from polypview.modelfile import ModelCard
+from polypview.segmenter import Segmenter
 from polypview.tracking import (
     Detection,
     FilterSettings,
     ProbabilitySmoother,
+    SmoothedSegmenter,
     Tracker,
     TrackUpdate,
 )
@@ -173,3 +176,25 @@ def test_smoothing_off_passes_the_map_through() -> None:
     assert ProbabilitySmoother(0.0).smooth(probability) is probability
     with pytest.raises(ValueError, match="alpha"):
         ProbabilitySmoother(1.0)
+
+
+def test_smoothed_segmenter_thresholds_the_average_over_frames(
+    stand_in_model: ModelCard,
+) -> None:
+    class Flicker:
+        """Probability 0.9 on even calls, 0.2 on odd ones, everywhere."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def infer(self, batch: np.ndarray) -> np.ndarray:
+            self.calls += 1
+            value = 0.9 if self.calls % 2 else 0.2
+            return np.full((1, 1, 64, 64), np.log(value / (1 - value)), np.float32)
+
+    segmenter = Segmenter(stand_in_model, Flicker())
+    frame = np.zeros((48, 64, 3), np.uint8)
+    smoothed = SmoothedSegmenter(segmenter, alpha=0.5)
+    averages = [float(smoothed(frame).probability.mean()) for _ in range(4)]
+    assert averages == pytest.approx([0.9, 0.55, 0.725, 0.4625], abs=1e-4)
+    assert smoothed(frame).mask.all()  # the fifth average, 0.68, is above the 0.5 threshold

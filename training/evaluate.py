@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from polypview.backends import backend_names
 from polypview.errors import OutputError, PolypviewError
-from polypview.segmenter import Segmenter, remove_small_blobs, resize_for_model
+from polypview.segmenter import Segmenter, resize_for_model
 from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
 
@@ -129,10 +129,7 @@ def predict(segmenter: Segmenter, frame: np.ndarray, tta: bool = False) -> np.nd
     probability = np.mean(
         [_flip(segmenter(_flip(frame, code)).probability, code) for code in FLIPS], axis=0
     )
-    mask = np.where(probability >= segmenter.threshold, np.uint8(255), np.uint8(0))
-    if segmenter.min_area_fraction > 0:
-        mask = remove_small_blobs(mask, segmenter.min_area_fraction * mask.size)
-    return mask > 0
+    return segmenter.mask_from(probability) > 0
 
 
 def score_images(
