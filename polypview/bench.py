@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from polypview.backends import create_backend
+from polypview.hardware import resident_memory_mb
 from polypview.modelfile import (
     DEFAULT_MODEL,
     ModelCard,
@@ -30,6 +31,7 @@ from polypview.modelfile import (
 from polypview.nets import create_model
 from polypview.overlay import OverlayOptions
 from polypview.pipeline import Pipeline
+from polypview.recorder import Recorder
 from polypview.segmenter import Segmenter
 from polypview.sources import open_source
 from polypview.tracking import Tracker
@@ -118,7 +120,12 @@ def bench_inference(
 
 
 def bench_pipeline(
-    source_spec: str, model: str | None = None, backend: str = "auto", duration_s: float = 10.0
+    source_spec: str,
+    model: str | None = None,
+    backend: str = "auto",
+    duration_s: float = 10.0,
+    record: Path | None = None,
+    checkpoints: int = 5,
 ) -> dict[str, Any]:
     """The live pipeline's delays and rates over ``duration_s`` seconds of ``source_spec``.
 
@@ -126,6 +133,9 @@ def bench_pipeline(
     drawn on every frame) without a display, so delays end where the GUI's sink would take over.
     Without ``model`` it takes the installed default architecture, or an untrained stand-in of it
     that times the same (``model_status`` says which). A file source ends the run early.
+
+    With ``record`` (a folder) the annotated view is recorded too, as in the app. ``checkpoints``
+    samples of memory and delay spread over the run show whether either grows (a soak run).
     """
     events: list[str] = []
     with tempfile.TemporaryDirectory(prefix="polypview-bench-") as scratch:
@@ -136,18 +146,40 @@ def bench_pipeline(
             blank = np.zeros((source.height, source.width, 3), np.uint8)
             for _ in range(PIPELINE_WARMUP_CALLS):
                 segmenter(blank)
+            recorder = None
+            if record is not None:
+                recorder = Recorder(
+                    record / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.mp4",
+                    width=source.width,
+                    height=source.height,
+                    frame_rate=source.fps,
+                )
             pipeline = Pipeline(
                 source,
                 segmenter,
                 overlay=OverlayOptions(),
                 tracker=Tracker(),
+                sinks=[recorder.submit] if recorder else [],
                 on_status=events.append,
             )
             started = time.monotonic()
+            samples = []
             with pipeline:
-                pipeline.wait(duration_s)
+                for checkpoint in range(1, checkpoints + 1):
+                    if pipeline.wait(
+                        started + duration_s * checkpoint / checkpoints - time.monotonic()
+                    ):
+                        break
+                    samples.append(soak_sample(pipeline, started))
                 snapshot = pipeline.stats.snapshot()  # before stopping waits for an inference
                 seconds = time.monotonic() - started
+            if recorder is not None:
+                recording = recorder.stop()
+                events.append(
+                    f"recorded {recording.frames_written} frames to {recording.path}, "
+                    f"{recording.dropped} dropped"
+                    + (f": {recording.error}" if recording.error else "")
+                )
         finally:
             source.close()
     figures = {
@@ -161,5 +193,16 @@ def bench_pipeline(
         "backend": segmenter.backend.name,
         "device": segmenter.backend.device,
         "duration_s": round(seconds, 2),
+        "samples": samples,
         "events": events,
     }
+
+
+def soak_sample(pipeline: Pipeline, started: float) -> dict[str, float | None]:
+    """Memory and recent delays at one moment of a run."""
+    recent = pipeline.stats.snapshot()
+    keys = ("video_delay_ms_p50", "annotation_delay_ms_p50", "shown_fps")
+    return {
+        "t_s": round(time.monotonic() - started, 1),
+        "rss_mb": round(resident_memory_mb(), 1),
+    } | {key: None if recent[key] is None else round(recent[key], 2) for key in keys}

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_argument("--backend", default="auto", choices=backends)
     pipeline.add_argument("--duration", type=float, default=10.0, metavar="S")
+    pipeline.add_argument("--record", type=Path, metavar="DIR", help="also record, as the app")
     pipeline.add_argument("--json", action="store_true")
     return parser
 
@@ -213,7 +214,9 @@ def run_bench_pipeline(args: argparse.Namespace) -> None:
 
     if not args.duration > 0:
         raise PolypviewError(f"--duration must be more than 0 seconds, got {args.duration}")
-    figures = bench_pipeline(args.source, args.model, args.backend, args.duration)
+    if args.record is not None and not args.record.is_dir():
+        raise PolypviewError(f"--record folder does not exist: {args.record}")
+    figures = bench_pipeline(args.source, args.model, args.backend, args.duration, args.record)
     for event in figures["events"]:
         print(f"polypview: {event}", file=sys.stderr)
     print(
@@ -230,6 +233,12 @@ def run_bench_pipeline(args: argparse.Namespace) -> None:
         f"shown {figures['shown_fps']:.1f} frames/s, segmented {figures['segmented_fps']:.1f} "
         f"frames/s, {figures['dropped']} dropped before segmentation, {figures['stale']} stale"
     )
+    for sample in figures["samples"]:
+        print(
+            f"  at {sample['t_s']:>7.1f} s: {sample['rss_mb']:.0f} MB resident, video delay "
+            f"{sample['video_delay_ms_p50']} ms, annotation delay "
+            f"{sample['annotation_delay_ms_p50']} ms (medians of the latest samples)"
+        )
     if args.json:
         print(json.dumps(figures))
 

@@ -23,3 +23,15 @@ def cpu_name() -> str:
     units = [label for flag, label in VECTOR_UNITS if flag in flags][:1]
     units += [label for flag, label in LOW_PRECISION_UNITS if flag in flags][:1]
     return f"{name} ({', '.join(units)})" if units else name
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory now, for soak runs (Linux; peak memory elsewhere)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

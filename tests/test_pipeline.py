@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from polypview.modelfile import ModelCard
 from polypview.overlay import OverlayOptions
 from polypview.pipeline import Mailbox, Pipeline, Result, Stats, lockstep_results
 from polypview.segmenter import Segmentation
+from polypview.video import VideoSource
 
 DEADLOCK_GUARD_S = 10.0
 HEIGHT, WIDTH = 6, 8
@@ -532,3 +534,19 @@ def test_bench_pipeline_command_prints_the_figures(
     keys |= {"shown_fps", "segmented_fps", "dropped", "source", "model", "backend", "device"}
     assert keys <= figures.keys()
     assert figures["frames_shown"] >= 1 and figures["backend"] == "torch"
+
+
+def test_bench_pipeline_records_and_samples_memory(
+    capsys: pytest.CaptureFixture[str], stand_in_model: ModelCard, tmp_path: Path
+) -> None:
+    argv = ["bench", "pipeline", "--source", "synthetic:64x48@30", "--backend", "torch"]
+    argv += ["--model", str(stand_in_model.weights_path), "--duration", "1", "--json"]
+    assert main([*argv, "--record", str(tmp_path)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(figures["samples"]) == 5
+    assert all(sample["rss_mb"] > 0 for sample in figures["samples"])
+    (recording,) = tmp_path.glob("bench-*.mp4")
+    with VideoSource(recording) as video:
+        assert sum(1 for _ in video) >= 1
+    assert recording.with_suffix(".detections.jsonl").exists()
+    assert main([*argv, "--record", str(tmp_path / "missing")]) == 1
