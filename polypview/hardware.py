@@ -10,16 +10,24 @@ VECTOR_UNITS = [("avx512f", "AVX-512"), ("avx2", "AVX2")]
 LOW_PRECISION_UNITS = [("amx_bf16", "AMX"), ("avx512_bf16", "BF16"), ("avx512_vnni", "VNNI")]
 
 
-def cpu_name() -> str:
-    """The CPU model and the vector units that matter for inference: 'AMD EPYC (AVX-512, BF16)'."""
+def cpu_fields() -> dict[str, str]:
+    """The first processor's entries in /proc/cpuinfo (empty where there is none)."""
     cpuinfo = Path("/proc/cpuinfo")
     first_cpu = cpuinfo.read_text().split("\n\n")[0] if cpuinfo.exists() else ""
-    fields = {
+    return {
         key.strip(): value.strip()
         for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
     }
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
+
+
+def cpu_flags() -> set[str]:
+    return set(cpu_fields().get("flags", "").split())
+
+
+def cpu_name() -> str:
+    """The CPU model and the vector units that matter for inference: 'AMD EPYC (AVX-512, BF16)'."""
+    name = cpu_fields().get("model name") or platform.processor() or platform.machine()
+    flags = cpu_flags()
     units = [label for flag, label in VECTOR_UNITS if flag in flags][:1]
     units += [label for flag, label in LOW_PRECISION_UNITS if flag in flags][:1]
     return f"{name} ({', '.join(units)})" if units else name

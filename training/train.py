@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
-from polypview.hardware import cpu_name
+from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, model_names
 from training.data import DEFAULT_ROOT, load_cached, resolve_dataset, validation_split
@@ -122,14 +122,8 @@ def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.backends.mkldnn.is_available() and cpu_has_bf16() else None
-
-
-def cpu_has_bf16() -> bool:
-    cpuinfo = Path("/proc/cpuinfo")
-    return cpuinfo.exists() and any(
-        flag in cpuinfo.read_text() for flag in ("avx512_bf16", "amx_bf16")
-    )
+    native_bf16 = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return torch.bfloat16 if torch.backends.mkldnn.is_available() and native_bf16 else None
 
 
 # --- data -------------------------------------------------------------------------------------
