@@ -73,7 +73,7 @@ class Segmenter:
     def postprocess(self, logits: np.ndarray, frame_shape: tuple[int, ...]) -> Segmentation:
         """Logits at the model's size -> probability and mask at the frame's size."""
         height, width = frame_shape[:2]
-        small = 1.0 / (1.0 + np.exp(-logits[0, 0], dtype=np.float32))
+        small = 0.5 + 0.5 * np.tanh(0.5 * logits[0, 0], dtype=np.float32)  # sigmoid, no overflow
         probability = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
         return Segmentation(probability, self.mask_from(probability))
 

@@ -10,6 +10,8 @@ split, recipe, epochs, device, date, test metrics and the exact training command
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import tempfile
 from dataclasses import asdict, replace
 from datetime import date
@@ -57,8 +59,13 @@ def describe_run(state: dict) -> tuple[str, str]:
 
 
 def export_checkpoint(
-    checkpoint: Path, name: str, models_dir: Path = MODELS_DIR, status: str = "interim"
+    checkpoint: Path,
+    name: str,
+    models_dir: Path = MODELS_DIR,
+    status: str = "interim",
+    export_command: str | None = None,
 ) -> ModelCard:
+    """``checkpoint`` as a shipped model; ``export_command`` is recorded when run on its own."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = state["config"]
     network = create_model(config["model"])
@@ -92,6 +99,8 @@ def export_checkpoint(
     notes = (
         f"weights stored in {precision}; test Dice fp32 {full.dice:.4f}, as stored {half.dice:.4f}"
     )
+    if export_command:
+        notes += f"; exported with: {export_command}"
     exported = replace(saved, metrics=metrics, notes=notes)
     exported.save()
     return exported
@@ -104,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--status", default="interim", choices=["interim", "production"])
     args = parser.parse_args(argv)
-    card = export_checkpoint(args.checkpoint, args.name, args.models_dir, args.status)
+    command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
+    card = export_checkpoint(args.checkpoint, args.name, args.models_dir, args.status, command)
     print(f"wrote {card.weights_path} and {card.card_path}")
     print(f"{card.name}: {card.metrics}; {card.notes}")
 

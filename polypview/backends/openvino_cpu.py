@@ -1,8 +1,10 @@
 """OpenVINO on the CPU: the fast CPU runtime (docs/benchmarks.md has the measurements behind it).
 
-OpenVINO picks its own inference precision: bf16 on CPUs that compute it natively (AVX-512 BF16
-or AMX), fp32 elsewhere. The choice is reported, never hidden, and the parity tests hold it to
-the torch fp32 masks.
+Always fp32. Left to itself OpenVINO computes in bf16 on CPUs that have it natively (AVX-512 BF16,
+AMX), twice as fast again, but with the interim ResUNet++ its masks then differ from the torch
+fp32 reference by more than the project's limit on 19 of the 120 test images (mask Dice down to
+0.83, mean 0.991); reduced precision comes back only behind the parity checks of the
+acceleration work.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from polypview.hardware import cpu_name
 from polypview.modelfile import ModelCard
 
 log = logging.getLogger(__name__)
+COMPILE_OPTIONS = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
 
 
 def unavailable_reason() -> str | None:
@@ -30,9 +33,7 @@ def unavailable_reason() -> str | None:
 
 
 def describe() -> str:
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    precision = "bf16" if "BF16" in capabilities else "fp32"
-    return f"OpenVINO {ov.get_version().split('-')[0]} {precision} on {cpu_name()}"
+    return f"OpenVINO {ov.get_version().split('-')[0]} fp32 on {cpu_name()}"
 
 
 def convert(network: nn.Module, card: ModelCard) -> ov.Model:
@@ -69,7 +70,7 @@ class OpenVINOBackend:
                 save_atomically(model, path)
             except (OSError, RuntimeError) as error:  # a full or read-only disk: run uncached
                 log.warning("cannot cache the converted model in %s: %s", path.parent, error)
-        compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        compiled = ov.Core().compile_model(model, "CPU", COMPILE_OPTIONS)
         self.request = compiled.create_infer_request()
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.device = cpu_name()
