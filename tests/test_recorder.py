@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +21,8 @@ from polypview.pipeline import Result
 from polypview.recorder import Recorder, check_free_space, detections_log_path
 from polypview.tracking import Detection
 from polypview.video import ClipWriter, VideoSource
-from videos import picture
+from videos import picture, run_child
 
-REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, FPS = 64, 48, 25
 MARK = (0, 0, 255)  # BGR red: the annotated view has a red square that the raw video lacks
 
@@ -192,13 +188,7 @@ time.sleep(60)
 
 def test_a_killed_recording_still_plays(tmp_path: Path) -> None:
     video = tmp_path / "killed.mp4"
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
-    child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RECORDER, str(video)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    child = run_child(KILLED_RECORDER, str(video))
     try:
         assert child.stdout.readline().strip() == "recorded 2.2 s"
     finally:

@@ -8,8 +8,6 @@ import os
 import resource
 import signal
 import stat
-import subprocess
-import sys
 import threading
 import time
 from fractions import Fraction
@@ -22,22 +20,21 @@ import pytest
 
 from polypview.errors import OutputError, VideoError
 from polypview.video import DECODE_AHEAD, ClipWriter, VideoSource
-from videos import BAD_VIDEOS, bad_input, cut_in_half, picture, pyav_clip, write_clip
-
-REPO = Path(__file__).resolve().parents[1]
+from videos import (
+    BAD_VIDEOS,
+    REPO,
+    bad_input,
+    cut_in_half,
+    picture,
+    pyav_clip,
+    run_child,
+    write_clip,
+)
 
 
 def read_all(path: Path, **options: float) -> list:
     with VideoSource(path, **options) as source:
         return list(source)
-
-
-def run_child(code: str, *args: str, **options) -> subprocess.Popen[str]:
-    path = os.pathsep.join([str(REPO), str(REPO / "tests")])
-    env = os.environ | {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env, **options
-    )
 
 
 # --- round trips ------------------------------------------------------------------------------

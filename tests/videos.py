@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import numpy as np
 from polypview.video import ClipWriter
 
 BLUE = (255, 0, 0)  # BGR
+REPO = Path(__file__).resolve().parents[1]
 
 
 def picture(index: int, width: int = 64, height: int = 48) -> np.ndarray:
@@ -144,3 +148,12 @@ BAD_VIDEOS = [
     ("undecodable codec", "uses codec 'evc' that this FFmpeg build cannot decode"),
     ("unknown codec", "uses a codec FFmpeg does not know"),
 ]
+
+
+def run_child(code: str, *args: str, **options) -> subprocess.Popen[str]:
+    """A child Python running ``code`` with the project and these helpers importable."""
+    path = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    env = os.environ | {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env, **options
+    )
