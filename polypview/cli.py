@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--backend", default="auto", choices=backends)
     pipeline.add_argument("--duration", type=float, default=10.0, metavar="S")
     pipeline.add_argument("--record", type=Path, metavar="DIR", help="also record, as the app")
+    pipeline.add_argument(
+        "--samples", type=int, default=5, metavar="N", help="memory and delay samples over the run"
+    )
     pipeline.add_argument("--json", action="store_true")
     return parser
 
@@ -216,7 +219,11 @@ def run_bench_pipeline(args: argparse.Namespace) -> None:
         raise PolypviewError(f"--duration must be more than 0 seconds, got {args.duration}")
     if args.record is not None and not args.record.is_dir():
         raise PolypviewError(f"--record folder does not exist: {args.record}")
-    figures = bench_pipeline(args.source, args.model, args.backend, args.duration, args.record)
+    if args.samples < 1:
+        raise PolypviewError(f"--samples must be at least 1, got {args.samples}")
+    figures = bench_pipeline(
+        args.source, args.model, args.backend, args.duration, args.record, args.samples
+    )
     for event in figures["events"]:
         print(f"polypview: {event}", file=sys.stderr)
     print(
