@@ -1,7 +1,8 @@
-"""Benchmarks: batch-1 inference latency per model and backend, and the live pipeline's delays.
+"""Benchmarks: batch-1 inference latency per model and backend, the whole per-frame cost at 1080p,
+and the live pipeline's delays.
 
-Figures, not tests: inference ratios are only meaningful between rows measured in the same run on
-the same machine, so every run measures the ``torch`` reference too.
+Figures, not tests: ratios are only meaningful between rows measured in the same run on the same
+machine, so every run measures the ``torch`` reference (eager fp32) too.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from polypview.backends import create_backend
-from polypview.hardware import resident_memory_mb
+from polypview.backends import Backend, TensorBackend, create_backend, unusable_for
+from polypview.framepath import STAGES
+from polypview.hardware import cpu_name, resident_memory_mb
 from polypview.modelfile import (
     DEFAULT_MODEL,
     ModelCard,
@@ -29,18 +30,18 @@ from polypview.modelfile import (
     save_model,
 )
 from polypview.nets import create_model
-from polypview.overlay import OverlayOptions
-from polypview.pipeline import Pipeline
-from polypview.recorder import Recorder
 from polypview.segmenter import Segmenter
-from polypview.sources import open_source
-from polypview.tracking import Tracker
+
+if TYPE_CHECKING:
+    from polypview.pipeline import Pipeline
 
 REFERENCE_BACKEND = "torch"
 DEFAULT_INPUT_SIZE = (256, 256)
+FRAME_SIZE = (1080, 1920)  # height, width: what an HD endoscopy processor sends
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PIPELINE_WARMUP_CALLS = 3  # a backend's first calls allocate and compile: not what a user sees
+ENGINE_BUILD_TIMEOUT_S = 600  # a TensorRT engine is built before it is timed
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,32 @@ class InferenceResult:
     median_ms: float
     p90_ms: float
     speedup: float  # the reference backend's median divided by this one's, same run
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One BGR uint8 frame through the segmenter, from the host array to the mask in host memory.
+
+    ``median_ms``/``p90_ms`` time whole frames as the app runs them; the stage medians come from
+    separate runs that wait for the device after each stage, so they may add up to a little more.
+    """
+
+    model: str
+    backend: str
+    precision: str
+    frame: str  # "1920x1080"
+    median_ms: float
+    p90_ms: float
+    speedup: float  # the reference backend's median divided by this one's, same run
+    stages_ms: dict[str, float]  # upload, preprocess, inference, postprocess, download
+
+
+@dataclass
+class InferenceBench:
+    device: str
+    inference: list[InferenceResult] = field(default_factory=list)
+    frames: list[FrameResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # backend: why it has no rows
 
 
 def bench_card(architecture: str, scratch: Path) -> ModelCard:
@@ -87,26 +114,83 @@ def time_calls(call: Callable[[], object], runs: int, warmup: int) -> list[float
     return timings
 
 
+def inference_call(backend: Backend, card: ModelCard) -> Callable[[], object]:
+    """One batch-1 inference, finished: on a device backend, from and to device memory."""
+    batch = np.random.default_rng(0).standard_normal(
+        (1, card.in_channels, *card.input_size), dtype=np.float32
+    )
+    if not isinstance(backend, TensorBackend):
+        return lambda: backend.infer(batch)
+    with backend.running():
+        tensor = torch.from_numpy(batch).to(backend.torch_device, backend.input_dtype)
+    backend.synchronize()
+
+    def infer_on_device() -> None:
+        backend.infer_tensor(tensor)
+        backend.synchronize()
+
+    return infer_on_device
+
+
+def bench_frame(
+    segmenter: Segmenter, frame: np.ndarray, runs: int, warmup: int
+) -> tuple[list[float], dict[str, float]]:
+    """Whole-frame timings, and the median of each stage timed on its own."""
+    totals = time_calls(lambda: segmenter(frame), runs, warmup)
+    laps: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for _ in range(max(3, runs // 3)):
+        timer = segmenter.stage_timer()
+        segmenter.segment(frame, timer)
+        for stage, ms in timer.stages.items():
+            laps[stage].append(ms)
+    return totals, {stage: round(statistics.median(ms), 3) for stage, ms in laps.items()}
+
+
+def serving_backend(name: str, backend: Backend) -> str | None:
+    """Why ``backend`` would not measure what ``name`` promises, or None: a TensorRT engine is
+    waited for, and one that did not build is reported, never timed as TensorRT."""
+    wait = getattr(backend, "wait_for_engine", None)
+    if wait is not None and not wait(ENGINE_BUILD_TIMEOUT_S):
+        progress = getattr(backend, "progress", None)
+        return f"engine not built ({progress.detail if progress else 'unknown'})"
+    if backend.name != name:
+        return f"ran as {backend.name}"
+    return None
+
+
 def bench_inference(
-    models: list[str], backends: list[str], runs: int = 30, warmup: int = 5
-) -> list[InferenceResult]:
-    """Median and p90 latency of each (model, backend), with speed-ups against ``torch``."""
+    models: list[str],
+    backends: list[str],
+    runs: int = 30,
+    warmup: int = 5,
+    frame_size: tuple[int, int] = FRAME_SIZE,
+) -> InferenceBench:
+    """Per (model, backend): batch-1 inference latency, and the whole cost of one frame of
+    ``frame_size`` (upload, preprocess, inference, postprocess, download), both with speed-ups
+    against the eager fp32 ``torch`` reference measured in the same run."""
     order = [REFERENCE_BACKEND] + [name for name in backends if name != REFERENCE_BACKEND]
-    results = []
+    bench = InferenceBench(device=machine_name())
+    frame = np.random.default_rng(0).integers(0, 256, (*frame_size, 3), dtype=np.uint8)
+    frame_label = f"{frame_size[1]}x{frame_size[0]}"
     with tempfile.TemporaryDirectory(prefix="polypview-bench-") as scratch:
         for architecture in models:
             card = bench_card(architecture, Path(scratch))
             network = load_network(card)
-            batch = np.random.default_rng(0).standard_normal(
-                (1, card.in_channels, *card.input_size), dtype=np.float32
-            )
-            reference_ms = None
+            reference_ms = reference_frame_ms = None
             for name in order:
+                cannot = unusable_for(name, card)
+                if cannot is not None:  # a per-model artefact is missing (the int8 model)
+                    bench.skipped[name] = cannot
+                    continue
                 backend = create_backend(name, network, card)
-                timings = time_calls(partial(backend.infer, batch), runs, warmup)
+                why_not = serving_backend(name, backend)
+                if why_not is not None:
+                    bench.skipped[name] = why_not
+                    continue
+                timings = time_calls(inference_call(backend, card), runs, warmup)
                 median = statistics.median(timings)
                 reference_ms = reference_ms or median
-                results.append(
+                bench.inference.append(
                     InferenceResult(
                         card.name,
                         backend.name,
@@ -116,7 +200,30 @@ def bench_inference(
                         round(reference_ms / median, 2),
                     )
                 )
-    return results
+                totals, stages = bench_frame(Segmenter(card, backend), frame, runs, warmup)
+                frame_median = statistics.median(totals)
+                reference_frame_ms = reference_frame_ms or frame_median
+                bench.frames.append(
+                    FrameResult(
+                        card.name,
+                        backend.name,
+                        backend.precision,
+                        frame_label,
+                        round(frame_median, 2),
+                        round(float(np.percentile(totals, 90)), 2),
+                        round(reference_frame_ms / frame_median, 2),
+                        stages,
+                    )
+                )
+    return bench
+
+
+def machine_name() -> str:
+    """The CPU, and the GPU where there is one: what the figures were measured on."""
+    cpu = f"{cpu_name()}, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} with {cpu}"
+    return cpu
 
 
 def bench_pipeline(
@@ -137,6 +244,13 @@ def bench_pipeline(
     With ``record`` (a folder) the annotated view is recorded too, as in the app. ``checkpoints``
     samples of memory and delay spread over the run show whether either grows (a soak run).
     """
+    # Imported here: they need PyAV, which the inference benchmark must run without (GPU hosts).
+    from polypview.overlay import OverlayOptions
+    from polypview.pipeline import Pipeline
+    from polypview.recorder import Recorder
+    from polypview.sources import open_source
+    from polypview.tracking import Tracker
+
     events: list[str] = []
     with tempfile.TemporaryDirectory(prefix="polypview-bench-") as scratch:
         card = find_model(model) if model else bench_card(DEFAULT_MODEL, Path(scratch))

@@ -49,6 +49,7 @@ class ModelCard:
     date: str = ""
     command: str = ""
     notes: str = ""
+    int8: dict[str, Any] = field(default_factory=dict)  # the verified int8 CPU model, if any
     folder: Path = field(default=Path("."), compare=False)
 
     @property

@@ -2,28 +2,30 @@
 
 The segmenter is the only place that knows how a model wants its input (size, channel order,
 normalisation, from the model card) and how its output becomes a mask at the frame's own size,
-so the app, the exporter, the benchmark and the evaluation all score the same thing.
+so the app, the exporter, the benchmark and the evaluation all score the same thing. How the
+stages run, on the CPU with numpy or on the backend's GPU with torch, is the backend's frame
+path (``polypview.framepath``); the segmenter has one way through either.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from polypview.backends import Backend, create_backend
+from polypview.framepath import (
+    NoTimer,
+    StageTimer,
+    frame_path_for,
+    resize_for_model,
+    threshold_mask,
+)
 from polypview.modelfile import ModelCard, find_model, load_network
+from polypview.segmentation import Segmentation
 
-
-@dataclass(frozen=True, slots=True)
-class Segmentation:
-    probability: np.ndarray  # H x W float32 in [0, 1], at the frame's size
-    mask: np.ndarray  # H x W uint8, 255 where polyp, 0 elsewhere
-
-    @property
-    def has_polyp(self) -> bool:
-        return bool(self.mask.any())
+__all__ = ["Segmentation", "Segmenter", "remove_small_blobs", "resize_for_model"]
 
 
 class Segmenter:
@@ -41,10 +43,7 @@ class Segmenter:
         self.backend = backend
         self.threshold = card.threshold if threshold is None else threshold
         self.min_area_fraction = min_area_fraction
-        # Fold the 0..255 -> 0..1 scaling into the normalisation: one multiply-add per pixel.
-        std = np.asarray(card.std, np.float32)
-        self._scale = (1.0 / (255.0 * std)).reshape(3, 1, 1)
-        self._offset = (-np.asarray(card.mean, np.float32) / std).reshape(3, 1, 1)
+        self.path = frame_path_for(backend, card)
 
     @classmethod
     def open(
@@ -64,46 +63,51 @@ class Segmenter:
             min_area_fraction=min_area_fraction,
         )
 
-    def preprocess(self, frame: np.ndarray) -> np.ndarray:
-        """BGR uint8 H x W x 3 -> normalised RGB float32 1 x 3 x h x w at the model's size."""
-        resized = resize_for_model(frame, self.card.input_size)
-        rgb = resized[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
-        return (rgb * self._scale + self._offset)[None]
-
-    def postprocess(self, logits: np.ndarray, frame_shape: tuple[int, ...]) -> Segmentation:
-        """Logits at the model's size -> probability and mask at the frame's size."""
-        height, width = frame_shape[:2]
-        small = 0.5 + 0.5 * np.tanh(0.5 * logits[0, 0], dtype=np.float32)  # sigmoid, no overflow
-        probability = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        return Segmentation(probability, self.mask_from(probability))
+    def preprocess(self, frame: np.ndarray) -> object:
+        """The model's input for ``frame``: a numpy batch on the host path (1 x 3 x h x w
+        float32, normalised RGB), a tensor on the backend's device on the device path."""
+        with self.path.running():
+            return self.path.preprocess(self.path.upload(frame))
 
     def mask_from(self, probability: np.ndarray) -> np.ndarray:
         """The mask for a probability map at frame size: threshold, then the small-blob filter.
 
         Also for maps combined outside (flip averaging, smoothing over frames)."""
-        mask = np.where(probability >= self.threshold, np.uint8(255), np.uint8(0))
+        return self._without_small_blobs(threshold_mask(probability, self.threshold))
+
+    def _without_small_blobs(self, mask: np.ndarray) -> np.ndarray:
         if self.min_area_fraction > 0:
-            mask = remove_small_blobs(mask, self.min_area_fraction * mask.size)
+            return remove_small_blobs(mask, self.min_area_fraction * mask.size)
         return mask
 
     def __call__(self, frame: np.ndarray) -> Segmentation:
+        return self.segment(frame, NoTimer())
+
+    def segment(self, frame: np.ndarray, timer: StageTimer | NoTimer) -> Segmentation:
+        """``self(frame)``, with each stage reported to ``timer`` (the benchmark's)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(
                 f"expected a BGR uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}"
             )
-        return self.postprocess(self.backend.infer(self.preprocess(frame)), frame.shape)
+        path = self.path
+        with path.running():
+            pixels = path.upload(frame)
+            timer.lap("upload")
+            batch = path.preprocess(pixels)
+            timer.lap("preprocess")
+            logits = path.infer(batch)
+            timer.lap("inference")
+            result = path.postprocess(logits, frame.shape[:2], self.threshold)
+            timer.lap("postprocess")
+            segmentation = path.download(result)
+            timer.lap("download")
+        if self.min_area_fraction > 0:
+            segmentation = replace(segmentation, mask=self._without_small_blobs(segmentation.mask))
+        return segmentation
 
-
-def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` at ``size`` (height, width) the way the networks are trained and run.
-
-    Area averaging when shrinking (no aliasing from the endoscope's fine texture), bilinear when
-    enlarging. Training caches its images through this same function.
-    """
-    height, width = size
-    shrinking = image.shape[0] > height or image.shape[1] > width
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+    def stage_timer(self) -> StageTimer:
+        """A timer whose laps wait for this segmenter's device."""
+        return StageTimer(self.path.synchronize)
 
 
 def remove_small_blobs(mask: np.ndarray, min_area: float) -> np.ndarray:

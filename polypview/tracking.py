@@ -121,7 +121,11 @@ class Tracker:
     def update(
         self, mask: np.ndarray, probability: np.ndarray | None, capture_time: float
     ) -> TrackUpdate:
-        """Match this frame's regions to the tracks; ``mask`` is H x W, foreground non-zero."""
+        """Match this frame's regions to the tracks; ``mask`` is H x W, foreground non-zero.
+
+        ``probability`` (for the regions' scores) may be at the frame's size or smaller, as
+        ``Segmentation.probability_map`` comes from a GPU backend: passing that saves resizing
+        it to the frame first."""
         if mask.shape != self._shape:  # boxes of another frame size mean nothing here
             self.reset()
             self._shape = mask.shape
@@ -238,7 +242,8 @@ def _regions(
     if probability is None:
         scores = np.ones(count)
     else:
-        sums = np.bincount(labels.ravel(), probability[::step, ::step].ravel(), minlength=count)
+        sampled = _sampled(probability, mask.shape, step, small.shape)
+        sums = np.bincount(labels.ravel(), sampled.ravel(), minlength=count)
         scores = sums / np.maximum(areas, 1)  # the background (label 0) may have no pixels
     smallest = min_area_fraction * height * width / step**2
     regions = []
@@ -249,6 +254,16 @@ def _regions(
         box = (x, y, min(x + w, width), min(y + h, height))
         regions.append(_Region(box, int(areas[label]) * step**2, float(scores[label])))
     return regions
+
+
+def _sampled(
+    probability: np.ndarray, frame_shape: tuple[int, ...], step: int, grid: tuple[int, ...]
+) -> np.ndarray:
+    """The probability on the labelling ``grid``: every ``step``-th pixel of a map at the
+    frame's size, or a map of another size (the model's, from the GPU backends) resized to it."""
+    if probability.shape == frame_shape:
+        return probability[::step, ::step]
+    return cv2.resize(probability, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _iou(a: Box, b: Box) -> float:

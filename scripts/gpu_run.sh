@@ -3,12 +3,15 @@
 #   scripts/gpu_run.sh OUTDIR [--smoke]
 # 1. trains the production weights (ResUNet++, then ResUNet, then UNet) with the real recipe, each
 #    within its own time budget, exports them and scores them on test120;
-# 2. measures batch-1 inference on the GPU (scripts/gpu_bench.py).
+# 2. checks the GPU backends against the torch fp32 reference on test120 and times a 1080p frame
+#    through each, stage by stage (scripts/gpu_backends.py);
+# 3. measures batch-1 inference on the GPU per execution variant (scripts/gpu_bench.py).
 # A step that fails or runs out of time is logged and the next one runs. What is worth keeping
 # lands in OUTDIR as at most 8 files: the three weights, results.tar.gz (cards, logs, learning
 # curves, worst cases, benchmark) and gpu_run.log. --smoke runs every step with tiny budgets, so the
 # script can be tried end to end on a CPU. Budgets (minutes) can be set with BUDGET_RESUNETPP,
-# BUDGET_RESUNET, BUDGET_UNET and BUDGET_BENCH; the defaults fit one 10-minute device call.
+# BUDGET_RESUNET, BUDGET_UNET, BUDGET_BACKENDS and BUDGET_BENCH; the defaults fit one 10-minute
+# device call.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_run.sh OUTDIR [--smoke]}
 mode=${2:-full}
@@ -41,11 +44,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
 
 if [ "$mode" = --smoke ]; then
     train_options=(--size 64 --epochs 2 --max-steps 3 --batch-size 4)
-    budgets=(1 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
+    budgets=(1 1 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
+    backend_options=(--images 2 --runs 2)
 else
     train_options=(--size 256 --epochs 300 --batch-size 16 --patience 40 --workers 4)
-    budgets=("${BUDGET_RESUNETPP:-4.5}" "${BUDGET_RESUNET:-1.5}" "${BUDGET_UNET:-1}" "${BUDGET_BENCH:-1}")
+    budgets=("${BUDGET_RESUNETPP:-4.5}" "${BUDGET_RESUNET:-1}" "${BUDGET_UNET:-1}"
+        "${BUDGET_BACKENDS:-0.5}" "${BUDGET_BENCH:-1}")
     bench_options=(--runs 200 --warmup 30 --images 30)
+    backend_options=(--images 120 --runs 20)
 fi
 
 index=0
@@ -59,11 +65,15 @@ for model in resunetpp resunet unet; do
         --models-dir "$work/models" --status production
 done
 
-step "inference benchmark" "${budgets[3]}" "$python" scripts/gpu_bench.py --models-dir "$work/models" \
+# The app's GPU backends: parity of the default model, its 1080p frame figures, then the others'.
+step "GPU backends: parity on test120, 1080p frame" "${budgets[3]}" "$python" scripts/gpu_backends.py \
+    --models-dir "$work/models" --data "$data" --json "$work/gpu_backends.json" "${backend_options[@]}"
+
+step "inference benchmark" "${budgets[4]}" "$python" scripts/gpu_bench.py --models-dir "$work/models" \
     --data "$data" --json "$work/inference.json" "${bench_options[@]}"
 
 say "== collecting results"
 cp "$work"/models/*.safetensors "$out"/ 2>/dev/null || say "no weights were exported"
-tar -czf "$out/results.tar.gz" -C "$work" --exclude='*.pt' --exclude='*.safetensors' \
+tar -czf "$out/results.tar.gz" -C "$work" --exclude='*.pt' --exclude='*.ep' --exclude='*.safetensors' \
     --exclude=cache . && say "results.tar.gz: $(du -h "$out/results.tar.gz" | cut -f1)"
 ls -la "$out"

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from polypview.backends import backend_names, create_backend, status
+from polypview.backends import Backend, backend_names, create_backend, status, unusable_for
+from polypview.bench import serving_backend
 from polypview.errors import BackendError
 from polypview.modelfile import ModelCard, installed_models, load_network
 from polypview.segmenter import Segmenter, remove_small_blobs
@@ -99,6 +101,18 @@ def kvasir_test_images(root: Path, count: int) -> list[tuple[str, np.ndarray]]:
 FAST_BACKENDS = [name for name in backend_names() if name != "torch"]
 
 
+def serving(name: str, network: torch.nn.Module, card: ModelCard) -> Backend:
+    """The named backend once it serves as itself (a TensorRT engine built), or a skip."""
+    cannot = unusable_for(name, card)
+    if cannot is not None:
+        pytest.skip(f"backend {name}: {cannot}")
+    backend = create_backend(name, network, card)
+    why_not = serving_backend(name, backend)
+    if why_not is not None:
+        pytest.skip(f"backend {name}: {why_not}")
+    return backend
+
+
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_fast_runtime_masks_agree_with_torch(backend: str, kvasir_root: Path) -> None:
     """Mask Dice agreement >= 0.99 with the torch fp32 reference on real Kvasir test images."""
@@ -112,7 +126,7 @@ def test_fast_runtime_masks_agree_with_torch(backend: str, kvasir_root: Path) ->
         )
     network = load_network(cards[0])
     reference = Segmenter(cards[0], create_backend("torch", network, cards[0]))
-    candidate = Segmenter(cards[0], create_backend(backend, network, cards[0]))
+    candidate = Segmenter(cards[0], serving(backend, network, cards[0]))
     for image_id, image in kvasir_test_images(kvasir_root, 10):
         assert dice(reference(image).mask, candidate(image).mask) >= 0.99, image_id
 
@@ -127,7 +141,7 @@ def test_fast_runtime_logits_follow_torch(backend: str, kvasir_root: Path, tmp_p
     card = make_stand_in(tmp_path, "resunetpp", input_size=(256, 256))
     network = load_network(card)
     reference = create_backend("torch", network, card)
-    candidate = create_backend(backend, network, card)
+    candidate = serving(backend, network, card)
     preprocess = Segmenter(card, reference).preprocess
     for image_id, image in kvasir_test_images(kvasir_root, 4):
         batch = preprocess(image)

@@ -1,27 +1,39 @@
 """Inference backends behind one small interface, chosen by name or ``auto``.
 
-A backend turns a preprocessed batch (N, C, H, W float32) into logits (N, classes, H, W float32).
-Each lives in its own module, imported only when asked for, so a missing runtime costs nothing
-but a line in ``polypview info``.
+A host backend turns a preprocessed batch (N, C, H, W float32 numpy) into logits (N, classes,
+H, W float32). A device backend (CUDA, TensorRT) also takes and returns torch tensors on its own
+device, so that the segmenter keeps a frame on the GPU from upload to mask. Each lives in its own
+module, imported only when asked for, so a missing runtime costs nothing but a line in
+``polypview info``.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from torch import nn
 
 from polypview.errors import BackendError
 from polypview.modelfile import ModelCard
 
+log = logging.getLogger(__name__)
+
 MODULES = {
+    "tensorrt": "polypview.backends.tensorrt",
+    "cuda": "polypview.backends.cuda",
+    "openvino-int8": "polypview.backends.openvino_int8",
     "openvino": "polypview.backends.openvino_cpu",
     "torch": "polypview.backends.torch_cpu",
 }
-AUTO_ORDER = ["openvino", "torch"]  # fastest first
+AUTO_ORDER = ["tensorrt", "cuda", "openvino-int8", "openvino", "torch"]  # fastest first
+# Asked for by name but unusable here: what runs instead, with a warning, when it can.
+FALLBACKS = {"tensorrt": "cuda"}
 
 
 class Backend(Protocol):
@@ -30,6 +42,31 @@ class Backend(Protocol):
     precision: str  # what it computes in: "fp32", "bf16", ...
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TensorBackend(Protocol):
+    """A backend that runs on a torch device and takes its input there, in ``input_dtype``."""
+
+    name: str
+    device: str
+    precision: str
+    torch_device: torch.device
+    input_dtype: torch.dtype
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def infer_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for ``batch`` (N, C, H, W on ``torch_device``), valid until the next call."""
+        ...
+
+    def running(self) -> AbstractContextManager[object]:
+        """The context (its CUDA stream) in which a frame's work is queued."""
+        ...
+
+    def synchronize(self) -> None:
+        """Wait until the work queued in ``running`` is done."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,9 +90,17 @@ def status(name: str) -> BackendStatus:
 
 
 def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
-    """The named backend (or the first usable one for ``auto``) running ``network``."""
+    """The named backend (or the first usable one for ``auto``) running ``network``.
+
+    A named backend that is unusable here gives way to its fallback (``FALLBACKS``) with a
+    warning, so that asking for TensorRT on a machine without it still runs on the GPU.
+    """
     if name == "auto":
-        usable = [candidate for candidate in AUTO_ORDER if status(candidate).available]
+        usable = [
+            candidate
+            for candidate in AUTO_ORDER
+            if status(candidate).available and unusable_for(candidate, card) is None
+        ]
         if not usable:
             raise BackendError("no inference backend is usable; see `polypview info`")
         name = usable[0]
@@ -63,5 +108,33 @@ def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
         raise BackendError(f"unknown backend '{name}'; choose auto or one of: {', '.join(MODULES)}")
     state = status(name)
     if not state.available:
-        raise BackendError(f"backend '{name}' is not usable here: {state.reason}")
+        fallback = FALLBACKS.get(name)
+        fallback_state = status(fallback) if fallback else None
+        if fallback_state is None or not fallback_state.available:
+            also = (
+                f"; nor is its fallback '{fallback}': {fallback_state.reason}"
+                if fallback_state
+                else ""
+            )
+            raise BackendError(f"backend '{name}' is not usable here: {state.reason}{also}")
+        log.warning(
+            "backend '%s' is not usable here (%s); using '%s'", name, state.reason, fallback
+        )
+        name = fallback
+    reason = unusable_for(name, card)
+    if reason:
+        raise BackendError(f"backend '{name}' cannot run this model: {reason}")
     return importlib.import_module(MODULES[name]).create(network, card)
+
+
+def unusable_for(name: str, card: ModelCard) -> str | None:
+    """Why the (available) backend ``name`` cannot run ``card``'s model, or None when it can.
+
+    Most backends run any model; one that needs something made per model (the int8 CPU model)
+    says what is missing."""
+    try:
+        module = importlib.import_module(MODULES[name])
+    except ImportError:
+        return None  # ``status`` reports a missing runtime
+    check = getattr(module, "unusable_for", None)
+    return check(card) if check else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from polypview.modelfile import ModelCard, file_sha256
@@ -28,3 +29,15 @@ def converted_model_path(card: ModelCard, key: str, suffix: str) -> Path:
         if os.access(folder, os.W_OK):
             return folder / name
     return Path(os.environ.get("TMPDIR", "/tmp")) / name
+
+
+def cache_key(**parts: str) -> str:
+    """``parts`` as one file-name-safe key, e.g. ``gpu-nvidia-h100_torch-2.11.0+cu130``.
+
+    Each part is what a converted model depends on (a runtime's version, the GPU it was built
+    for), so changing any of them names a different file and the model is rebuilt.
+    """
+    return "_".join(
+        f"{name.replace('_', '-')}-{re.sub(r'[^a-z0-9.+]+', '-', value.lower()).strip('-')}"
+        for name, value in parts.items()
+    )
