@@ -1,4 +1,7 @@
-"""The ``polypview`` command: export annotated clips, describe the installation, benchmark.
+"""The ``polypview`` command: the window, and export, info and benchmarks as subcommands.
+
+``polypview`` alone, with a video or with ``--device``, opens the desktop window; PyQt6 is
+imported only then (``polypview.gui``), so the subcommands run where Qt cannot.
 
 Every failure a user can cause (a bad file, a missing model, a full disk) ends as one line on
 stderr and a non-zero exit; tracebacks are for ``POLYPVIEW_DEBUG=1``.
@@ -20,6 +23,12 @@ from polypview.errors import PolypviewError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+FRAME_STAGE_LABELS = ("upload", "pre", "infer", "post", "download")
+COMMANDS = ("export", "info", "bench")
+WINDOW_USAGE = (
+    "polypview [SOURCE] [--device N|PATH] [--model NAME|PATH] [--backend NAME] "
+    "[--screenshot FILE [--after S]]"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     backends = ["auto", *backend_names()]
     parser = argparse.ArgumentParser(
-        prog="polypview", description="Polyp segmentation overlaid on colonoscopy video."
+        prog="polypview",
+        description="Polyp segmentation overlaid on colonoscopy video.",
+        epilog=f"Without a command, polypview opens its window: {WINDOW_USAGE} "
+        "(polypview SOURCE --help says more).",
     )
     parser.add_argument("--version", action="version", version=f"polypview {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -132,7 +144,6 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def collect_info() -> dict:
-    import av
     import cv2
     import numpy
     import torch
@@ -140,13 +151,19 @@ def collect_info() -> dict:
     from polypview.backends import backend_names, status
     from polypview.modelfile import MODELS_DIR, installed_models
 
+    try:  # video needs it, but info and the inference benchmark run without (GPU hosts)
+        import av
+
+        av_version = av.__version__
+    except ImportError:
+        av_version = "not installed"
     return {
         "polypview": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
             "torch": torch.__version__,
-            "av": av.__version__,
+            "av": av_version,
             "opencv": cv2.__version__,
             "numpy": numpy.__version__,
         },
@@ -186,30 +203,47 @@ def run_bench(args: argparse.Namespace) -> None:
 
 
 def run_bench_inference(args: argparse.Namespace) -> None:
-    import torch
-
     from polypview.backends import backend_names, status
-    from polypview.bench import bench_inference
-    from polypview.hardware import cpu_name
+    from polypview.bench import FRAME_SIZE, bench_inference
 
     wanted = backend_names() if args.backends == ["all"] else args.backends
     unknown = [name for name in wanted if name not in backend_names()]
     if unknown:
         raise PolypviewError(f"unknown backend {unknown[0]!r}; choose from {backend_names()}")
     usable = [name for name in wanted if status(name).available]
-    for name in sorted(set(wanted) - set(usable)):
-        print(f"skipping backend {name}: {status(name).reason}", file=sys.stderr)
-    results = bench_inference(args.models, usable, runs=args.runs)
-    print(f"batch 1 on {cpu_name()}, {torch.get_num_threads()} threads, {args.runs} runs")
+    unusable = {name: status(name).reason for name in wanted if name not in usable}
+    bench = bench_inference(args.models, usable, runs=args.runs)
+    skipped = unusable | bench.skipped
+    for name, reason in sorted(skipped.items()):
+        print(f"skipping backend {name}: {reason}", file=sys.stderr)
+    print(f"on {bench.device}, {args.runs} runs after warm-up; ratios against eager fp32 (torch)")
+    print("batch-1 inference, input and output in the backend's memory")
     header = ("model", "backend", "precision", "median ms", "p90 ms", "vs torch")
     print("{:<10} {:<9} {:<9} {:>9} {:>8} {:>8}".format(*header))
-    for row in results:
+    for row in bench.inference:
         print(
             f"{row.model:<10} {row.backend:<9} {row.precision:<9} {row.median_ms:>9.1f} "
             f"{row.p90_ms:>8.1f} {row.speedup:>7.2f}x"
         )
+    height, width = FRAME_SIZE
+    print(f"one {width}x{height} BGR frame to its mask in host memory (stage medians in ms)")
+    columns = ("model", "backend", "median ms", "p90 ms", "vs torch", *FRAME_STAGE_LABELS)
+    print("{:<10} {:<9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8}".format(*columns))
+    for row in bench.frames:
+        stages = " ".join(f"{ms:>7.2f}" for ms in row.stages_ms.values())  # in STAGES' order
+        print(
+            f"{row.model:<10} {row.backend:<9} {row.median_ms:>9.1f} {row.p90_ms:>8.1f} "
+            f"{row.speedup:>7.2f}x {stages}"
+        )
     if args.json:
-        print(json.dumps({"results": [asdict(row) for row in results]}))
+        record = {
+            "device": bench.device,
+            "runs": args.runs,
+            "results": [asdict(row) for row in bench.inference],
+            "frames": [asdict(row) for row in bench.frames],
+            "skipped": skipped,
+        }
+        print(json.dumps(record))
 
 
 def run_bench_pipeline(args: argparse.Namespace) -> None:
@@ -250,12 +284,56 @@ def run_bench_pipeline(args: argparse.Namespace) -> None:
         print(json.dumps(figures))
 
 
+def build_window_parser() -> argparse.ArgumentParser:
+    from polypview.backends import backend_names
+
+    parser = argparse.ArgumentParser(
+        prog="polypview",
+        usage=WINDOW_USAGE,
+        description="Open the window on SOURCE (default: the bundled demo clip). "
+        f"Commands: {', '.join(COMMANDS)} (polypview --help).",
+    )
+    parser.add_argument(
+        "source",
+        nargs="?",
+        help="video file, folder of images, device:N, rtsp://... or synthetic:WxH@FPS",
+    )
+    parser.add_argument("--device", metavar="N|PATH", help="capture device index or path")
+    parser.add_argument("--model", help="installed model name or path (default: the last used)")
+    parser.add_argument("--backend", choices=["auto", *backend_names()])
+    parser.add_argument("--screenshot", type=Path, metavar="FILE", help="save the window, quit")
+    parser.add_argument(
+        "--after", type=float, default=3.0, metavar="S", help="seconds before the screenshot"
+    )
+    return parser
+
+
+def opens_window(argv: list[str]) -> bool:
+    """The window, unless the first argument is a command or asks for the commands' help."""
+    return not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version")
+
+
+def run_window(args: argparse.Namespace) -> int:
+    if args.source is not None and args.device is not None:
+        raise PolypviewError("give a video or --device, not both")
+    if args.after < 0:
+        raise PolypviewError(f"--after must be 0 or more seconds, got {args.after}")
+    from polypview.gui.app import run_window as run_app
+
+    return run_app(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="polypview: warning: %(message)s", level=logging.WARNING)
-    args = build_parser().parse_args(argv)
-    run = {"export": run_export, "info": run_info, "bench": run_bench}[args.command]
+    argv = sys.argv[1:] if argv is None else argv
+    if opens_window(argv):
+        args = build_window_parser().parse_args(argv)
+        run = run_window
+    else:
+        args = build_parser().parse_args(argv)
+        run = {"export": run_export, "info": run_info, "bench": run_bench}[args.command]
     try:
-        run(args)
+        code = run(args)
     except PolypviewError as error:
         print(f"polypview: error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -271,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from polypview.errors import OutputError
+from polypview.errors import OutputError, PolypviewError
 from polypview.overlay import OverlayOptions
 from polypview.pipeline import lockstep_results
 from polypview.segmenter import Segmenter
@@ -26,6 +26,10 @@ class ExportSummary:
     seconds: float  # wall-clock time the export took
     fps: float  # frames processed per wall-clock second
     frames_with_polyp: int
+
+
+class ExportCancelled(PolypviewError):
+    """The export was cancelled; its partial file has been removed."""
 
 
 def check_output_path(output: Path, source_path: Path) -> None:
@@ -55,12 +59,14 @@ def export_annotated(
     output: Path,
     overlay: OverlayOptions,
     on_frame: Callable[[int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ExportSummary:
     """Segment and annotate every frame of ``source`` into ``output``.
 
     The clip is written to ``<stem>.partial.mp4`` and renamed when complete, so a finished file is
     never half-written; the partial file is removed on error, and one left by a killed process still
-    plays up to its last second (the writer is crash-safe).
+    plays up to its last second (the writer is crash-safe). ``cancelled`` is asked before each
+    frame (from the exporting thread); once it says True the export raises ``ExportCancelled``.
     """
     check_output_path(output, Path(source.path))
     staging = partial_path(output)
@@ -72,6 +78,8 @@ def export_annotated(
             staging, width=source.width, height=source.height, frame_rate=source.frame_rate
         ) as writer:
             for result in lockstep_results(source, segmenter, overlay):
+                if cancelled is not None and cancelled():
+                    raise ExportCancelled(f"export to {output} cancelled")
                 first_pts = result.frame.pts if first_pts is None else first_pts
                 # The clip starts at zero; the source's spacing of frames is kept exactly.
                 writer.write(result.annotated, pts=result.frame.pts - first_pts)

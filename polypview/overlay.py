@@ -1,5 +1,8 @@
 """Draw a segmentation mask over a video frame: outline, translucent fill or bounding boxes.
 
+Also the geometry of the edge markers (``edge_markers``): arrows on the picture's border that point
+at a polyp close to it, where the eye, held on the centre of the screen, is slowest to find one.
+
 Everything here runs once per displayed frame (1080p60 leaves ~16 ms for the whole pipeline), so
 each function copies the frame at most once (none with ``out=frame``), works on the mask's bounding
 rectangle where it can, and leaves the per-pixel work to OpenCV.
@@ -11,6 +14,7 @@ or any numeric dtype). Colours are BGR tuples, as OpenCV expects.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,6 +26,7 @@ Box = tuple[int, int, int, int]
 
 DEFAULT_COLOUR: Colour = (0, 255, 0)
 DEFAULT_OPACITY = 0.4
+EDGE_MARGIN = 0.15  # a polyp whose centre is this close to the border (share of the shorter side)
 
 # Pure primaries rather than CSS values (CSS "green" is a dull 0,128,0); RGB like the other forms.
 _NAMED_COLOURS_RGB: dict[str, Colour] = {
@@ -41,6 +46,7 @@ class OverlayStyle(StrEnum):
     CONTOUR = "contour"
     FILL = "fill"
     BOX = "box"
+    OFF = "off"  # the picture as captured: the segmenter and tracker still run
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +181,10 @@ def draw_boxes(
 def draw(
     frame: np.ndarray, mask: np.ndarray, options: OverlayOptions, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Draw the mask in the style ``options`` selects."""
+    """Draw the mask in the style ``options`` selects (``off``: an unchanged copy, or ``out``)."""
     match options.style:
+        case OverlayStyle.OFF:
+            return _prepare(frame, mask, out)[1]
         case OverlayStyle.CONTOUR:
             return draw_contours(
                 frame, mask, colour=options.colour, thickness=options.thickness, out=out
@@ -192,6 +200,39 @@ def draw(
                 min_area=options.min_area,
                 out=out,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeMarker:
+    """Where to point at a polyp near the border: the point of the border nearest to it, and the
+    unit direction from there to the polyp's centre (into the picture). Frame pixels."""
+
+    x: float
+    y: float
+    dx: float
+    dy: float
+
+
+def edge_markers(
+    regions: Iterable[Box], width: int, height: int, margin: float = EDGE_MARGIN
+) -> list[EdgeMarker]:
+    """A marker for each box whose centre lies within ``margin`` x the shorter side of the
+    ``width`` x ``height`` picture's border, on its nearest side (left, right, top, bottom on a
+    tie)."""
+    reach = margin * min(width, height)
+    markers = []
+    for x1, y1, x2, y2 in regions:
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        sides = [
+            (cx, EdgeMarker(0.0, cy, 1.0, 0.0)),
+            (width - cx, EdgeMarker(float(width), cy, -1.0, 0.0)),
+            (cy, EdgeMarker(cx, 0.0, 0.0, 1.0)),
+            (height - cy, EdgeMarker(cx, float(height), 0.0, -1.0)),
+        ]
+        distance, marker = min(sides, key=lambda side: side[0])
+        if distance <= reach:
+            markers.append(marker)
+    return markers
 
 
 def parse_colour(text: str) -> Colour:

@@ -292,6 +292,11 @@ class Pipeline:
 
     ``start``/``stop`` or ``with``; ``wait`` returns once the source has ended or failed for good.
     ``clock`` must be the clock the source stamps ``capture_time`` with (``time.monotonic``).
+
+    While it runs, another thread (the GUI's) may assign ``overlay`` and call
+    ``replace_segmenter`` and ``replace_tracker``: each is a reference swap, atomic under the GIL,
+    that the pipeline's threads read once per frame, so a change applies from the next frame on
+    and the frame in progress finishes with what it started with.
     """
 
     def __init__(
@@ -314,9 +319,8 @@ class Pipeline:
         if queue_size < 1:  # queue.Queue(0) would be unbounded
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.source = source
-        if tracker is not None and tracker.settings.smoothing > 0:
-            segmenter = SmoothedSegmenter(segmenter, tracker.settings.smoothing)
-        self.segmenter = segmenter
+        self._unsmoothed = segmenter
+        self.segmenter = _smoothed(segmenter, tracker)
         self.overlay = overlay
         self.tracker = tracker
         self.mode = mode
@@ -348,6 +352,23 @@ class Pipeline:
     @property
     def running(self) -> bool:
         return any(thread.is_alive() for thread in self._threads)
+
+    def replace_segmenter(self, segmenter: Segment) -> None:
+        """Segment the next frames with ``segmenter`` (a model switch) without stopping the video.
+
+        The mask on screen stays until the new segmenter's first one replaces it (or it goes
+        stale); the tracker keeps its tracks, since the polyp on screen has not moved.
+        """
+        self._unsmoothed = segmenter
+        self.segmenter = _smoothed(segmenter, self.tracker)
+
+    def replace_tracker(self, tracker: Tracker | None) -> None:
+        """Filter the next masks with ``tracker`` (None: no persistence filter, no detections).
+
+        Its ``smoothing`` applies at once: the segmenter is wrapped anew, its average restarted.
+        """
+        self.segmenter = _smoothed(self._unsmoothed, tracker)
+        self.tracker = tracker
 
     def start(self) -> Pipeline:
         if self._threads:
@@ -505,6 +526,13 @@ class Pipeline:
             except queue.Empty:
                 continue
         return None
+
+
+def _smoothed(segmenter: Segment, tracker: Tracker | None) -> Segment:
+    """``segmenter`` behind the probability smoothing that ``tracker``'s settings ask for."""
+    if tracker is not None and tracker.settings.smoothing > 0:
+        return SmoothedSegmenter(segmenter, tracker.settings.smoothing)
+    return segmenter
 
 
 def _describe(error: Exception) -> str:

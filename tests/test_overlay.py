@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from polypview import overlay
-from polypview.overlay import OverlayOptions, OverlayStyle
+from polypview.overlay import EdgeMarker, OverlayOptions, OverlayStyle
 
 HEIGHT, WIDTH = 240, 320
 GREY = 100  # background frame value; differs from every channel of the colours used below
@@ -152,6 +152,36 @@ def test_out_receives_the_drawing_or_draws_in_place(style):
 def test_mask_of_another_size_is_rejected(style):
     with pytest.raises(ValueError, match=r"mask shape \(120, 160\) does not match frame size"):
         overlay.draw(grey_frame(), np.zeros((120, 160), np.uint8), OverlayOptions(style=style))
+
+
+def test_style_off_leaves_the_picture_as_captured():
+    frame, mask = grey_frame(), circle_and_rectangle()
+    drawn = overlay.draw(frame, mask, OverlayOptions(style="off"))
+    assert drawn is not frame
+    np.testing.assert_array_equal(drawn, grey_frame())
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ((0, 40, 20, 60), EdgeMarker(0.0, 50.0, 1.0, 0.0)),  # touching the left border
+        ((290, 100, 318, 130), EdgeMarker(320.0, 115.0, -1.0, 0.0)),  # near the right
+        ((150, 2, 170, 20), EdgeMarker(160.0, 0.0, 0.0, 1.0)),  # near the top
+        ((100, 220, 140, 240), EdgeMarker(120.0, 240.0, 0.0, -1.0)),  # on the bottom
+        ((0, 0, 20, 20), EdgeMarker(0.0, 10.0, 1.0, 0.0)),  # a corner: left wins the tie
+    ],
+)
+def test_edge_marker_points_from_the_nearest_border_at_the_polyp(box, expected):
+    assert overlay.edge_markers([box], 320, 240) == [expected]
+
+
+def test_edge_markers_skip_polyps_away_from_the_border():
+    # 15% of the shorter side (240) is 36 px: a centre 37 px in is not near, 36 px is.
+    assert overlay.edge_markers([(100, 100, 160, 140), (27, 100, 47, 120)], 320, 240) == []
+    assert overlay.edge_markers([(26, 100, 46, 120)], 320, 240) == [
+        EdgeMarker(0.0, 110.0, 1.0, 0.0)
+    ]
+    assert overlay.edge_markers([], 320, 240) == []
 
 
 def test_draw_dispatches_to_the_style_function():

@@ -550,3 +550,47 @@ def test_bench_pipeline_records_and_samples_memory(
         assert sum(1 for _ in video) >= 1
     assert recording.with_suffix(".detections.jsonl").exists()
     assert main([*argv, "--record", str(tmp_path / "missing")]) == 1
+
+
+# Changes while running (the GUI's model switch, overlay and filter controls)
+
+
+def test_segmenter_tracker_and_overlay_are_replaced_while_running() -> None:
+    from polypview.overlay import OverlayStyle
+    from polypview.tracking import FilterSettings, SmoothedSegmenter, Tracker
+
+    first, second = FakeSegmenter(), FakeSegmenter()
+    sink = Collector()
+    source = ScriptedSource(make_frame(0))
+    with Pipeline(source, first, overlay=OVERLAY, sinks=[sink], stale_after_s=np.inf) as pipeline:
+        sink.next()
+        wait_until(lambda: pipeline.stats.frames_segmented == 1)
+        pipeline.replace_segmenter(second)
+        source.feed(make_frame(1))
+        assert second.next_started() == 1
+        wait_until(lambda: pipeline.stats.frames_segmented == 2)
+        pipeline.replace_tracker(
+            Tracker(FilterSettings(persist_frames=1, window_frames=1, min_area_fraction=0))
+        )
+        source.feed(make_frame(2))
+        assert second.next_started() == 2
+        wait_until(lambda: pipeline.stats.frames_segmented == 3)
+        source.feed(make_frame(3))
+        shown = [sink.next() for _ in range(3)][-1]
+        assert (shown.frame.index, shown.mask_index) == (3, 2)
+        assert shown.alert and shown.detections[0].box == (2, 1, 5, 4)
+        assert (shown.annotated[2, 3] == OVERLAY.colour).all()
+
+        pipeline.overlay = OverlayOptions(style=OverlayStyle.OFF)
+        source.feed(make_frame(4))
+        plain = sink.next()
+        assert plain.mask is not None
+        np.testing.assert_array_equal(plain.annotated, plain.frame.image)
+
+        pipeline.replace_tracker(Tracker(FilterSettings(smoothing=0.5)))
+        assert isinstance(pipeline.segmenter, SmoothedSegmenter)
+        assert pipeline.segmenter.segmenter is second
+        pipeline.replace_tracker(None)
+        assert pipeline.segmenter is second and pipeline.tracker is None
+        source.feed(None)
+    assert first.calls == [0]
