@@ -10,13 +10,16 @@ pipeline drops what it must. Hardware-specific modules are imported where they a
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
+import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,11 +41,66 @@ SPEC_FORMS = (
 )
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp")
 VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
-V4L2_CAPTURE = 0x1 | 0x1000  # V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_VIDEO_CAPTURE_MPLANE
+V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE = 0x1, 0x1000
+V4L2_CAPTURE = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_VIDEO_CAPTURE_MPLANE
 V4L2_CAP_DEVICE_CAPS = 0x80000000  # device_caps describes this node, not the whole device
+# Mode enumeration (linux/videodev2.h). Each request is _IOWR('V', nr, struct): the size of the
+# struct is part of the request code, so the layouts below must match the kernel's exactly.
+VIDIOC_ENUM_FMT = 0xC0405602  # _IOWR('V', 2, struct v4l2_fmtdesc): 64 bytes
+VIDIOC_ENUM_FRAMESIZES = 0xC02C564A  # _IOWR('V', 74, struct v4l2_frmsizeenum): 44 bytes
+VIDIOC_ENUM_FRAMEINTERVALS = 0xC034564B  # _IOWR('V', 75, struct v4l2_frmivalenum): 52 bytes
+# v4l2_fmtdesc: index, type, flags, description[32], pixelformat, mbus_code, reserved[3]
+FMTDESC = struct.Struct("<3I32s2I12x")
+# v4l2_frmsizeenum: index, pixel_format, type, then discrete {width, height} or stepwise
+# {min_width, max_width, step_width, min_height, max_height, step_height}, reserved[2]
+FRMSIZEENUM = struct.Struct("<3I6I8x")
+# v4l2_frmivalenum: index, pixel_format, width, height, type, then discrete {numerator,
+# denominator} or stepwise {min, max, step} as such fractions (seconds per frame), reserved[2]
+FRMIVALENUM = struct.Struct("<5I6I8x")
+V4L2_BUF_TYPE_VIDEO_CAPTURE, V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE = 1, 9
+V4L2_DISCRETE, V4L2_CONTINUOUS, V4L2_STEPWISE = 1, 2, 3  # frame size and interval types
+ENUM_LIMIT = 256  # answers taken from one enumeration: a driver that never ends it is cut off
+# Sizes and rates offered from within a stepwise or continuous range: the usual video ones.
+STANDARD_SIZES = (
+    (3840, 2160),
+    (2560, 1440),
+    (1920, 1200),
+    (1920, 1080),
+    (1600, 1200),
+    (1280, 1024),
+    (1280, 720),
+    (1024, 768),
+    (800, 600),
+    (720, 576),
+    (720, 480),
+    (640, 480),
+)
+STANDARD_RATES = (120, 60, 50, 30, 25, 24, 15, 10, 5)
+# The pixel formats OpenCV's V4L2 backend decodes (H.264 and the like it does not): only these
+# are listed, since DeviceSource reads through OpenCV. Trailing spaces of a fourcc are dropped.
+# fmt: off
+OPENCV_FOURCCS = frozenset({
+    "MJPG", "JPEG", "S910", "YUYV", "UYVY", "YU12", "YV12", "NV12", "NV21", "RGB3", "BGR3",
+    "XR24", "AR24", "GREY", "Y10", "Y12", "Y16", "BA81", "GBRG", "GRBG",
+})
+# fmt: on
+COMPRESSED_FOURCCS = frozenset({"MJPG", "JPEG", "S910"})
+FOURCC_ORDER = ("MJPG", "YUYV")  # first at equal size and rate: MJPG leaves USB bandwidth spare
+# What the OpenCV probe tries where the driver cannot be asked: the modes endoscopy capture cards
+# and cameras commonly offer, in both formats DeviceSource asks for.
+PROBED_SIZES_RATES = (
+    (1920, 1080, 60),
+    (1920, 1080, 30),
+    (1280, 720, 60),
+    (1280, 720, 30),
+    (720, 576, 25),
+    (640, 480, 30),
+)
+PROBE_RATE_TOLERANCE = 0.5  # frames/s: a read-back rate this close counts as the one asked for
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]
+Ioctl = Callable[[int, int, bytes], bytes]  # fcntl.ioctl's shape: (fd, request, struct) -> answer
 
 
 class Source(Protocol):
@@ -213,6 +271,23 @@ class DeviceInfo:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureMode:
+    """One way a capture device can deliver frames. ``fps`` is None where the driver lists no
+    rates for the size (the device then runs at a rate of its own)."""
+
+    fourcc: str
+    width: int
+    height: int
+    fps: float | None
+
+    @property
+    def label(self) -> str:
+        rate = f"{self.fps:g} frames/s" if self.fps else "the device's rate"
+        kind = "compressed" if self.fourcc in COMPRESSED_FOURCCS else "uncompressed"
+        return f"{self.width} x {self.height} at {rate}, {self.fourcc} ({kind})"
+
+
 class DeviceSource:
     """A camera or capture card through OpenCV, with the platform's own capture backend.
 
@@ -254,21 +329,14 @@ class DeviceSource:
         if not capture.isOpened():
             return None
         width, height, fps, fourcc = self._requested
-        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
-        for prop, value in (
-            (cv2.CAP_PROP_FRAME_WIDTH, width),
-            (cv2.CAP_PROP_FRAME_HEIGHT, height),
-            (cv2.CAP_PROP_FPS, fps),
-        ):
-            if value is not None:
-                capture.set(prop, value)
+        _ask_mode(capture, fourcc, width, height, fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # hand over the newest frame, not a queued one
-        code = int(capture.get(cv2.CAP_PROP_FOURCC))
+        delivered = _delivered_mode(capture)
         self.actual = {
-            "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            "fps": float(capture.get(cv2.CAP_PROP_FPS)),
-            "fourcc": code.to_bytes(4, "little").decode("latin-1").strip("\0 "),
+            "width": delivered.width,
+            "height": delivered.height,
+            "fps": delivered.fps or 0.0,
+            "fourcc": delivered.fourcc,
         }
         self.width, self.height = self.actual["width"], self.actual["height"]
         self.fps = self.actual["fps"] or fps or FALLBACK_FPS
@@ -310,6 +378,32 @@ class DeviceSource:
             if self._capture is not None:
                 self._capture.release()
                 self._capture = None
+
+
+def _ask_mode(
+    capture: Any, fourcc: str, width: int | None, height: int | None, fps: float | None
+) -> None:
+    """Ask an OpenCV capture for a mode, the pixel format first (drivers pick the mode from it);
+    None leaves that part to the device."""
+    capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
+    for prop, value in (
+        (cv2.CAP_PROP_FRAME_WIDTH, width),
+        (cv2.CAP_PROP_FRAME_HEIGHT, height),
+        (cv2.CAP_PROP_FPS, fps),
+    ):
+        if value is not None:
+            capture.set(prop, value)
+
+
+def _delivered_mode(capture: Any) -> CaptureMode:
+    """The mode an OpenCV capture says it is in (fps None where it reports no rate)."""
+    code = int(capture.get(cv2.CAP_PROP_FOURCC))
+    return CaptureMode(
+        code.to_bytes(4, "little").decode("latin-1").strip("\0 "),
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        float(capture.get(cv2.CAP_PROP_FPS)) or None,
+    )
 
 
 def _platform_backend() -> int:
@@ -385,14 +479,183 @@ def _captures(path: Path) -> bool | None:
     except OSError:
         return None
     try:
-        caps = fcntl.ioctl(handle, VIDIOC_QUERYCAP, bytes(104))
+        return bool(_node_capabilities(handle, fcntl.ioctl) & V4L2_CAPTURE)
     except OSError:
         return None
     finally:
         os.close(handle)
+
+
+def _node_capabilities(handle: int, ioctl: Ioctl) -> int:
+    """VIDIOC_QUERYCAP's capabilities of this node (not of the whole device, where it says)."""
+    caps = ioctl(handle, VIDIOC_QUERYCAP, bytes(104))
     capabilities, device_caps = (int.from_bytes(caps[at : at + 4], "little") for at in (84, 88))
-    node_caps = device_caps if capabilities & V4L2_CAP_DEVICE_CAPS else capabilities
-    return bool(node_caps & V4L2_CAPTURE)
+    return device_caps if capabilities & V4L2_CAP_DEVICE_CAPS else capabilities
+
+
+# --- the modes a device offers ----------------------------------------------------------------
+
+
+def list_modes(device: int | str, *, ioctl: Ioctl | None = None) -> list[CaptureMode]:
+    """The modes a capture device offers, read from its V4L2 driver: instant, and it works while
+    another program streams from the device. Largest size first, then highest rate, MJPG before
+    YUYV; only pixel formats OpenCV decodes.
+
+    Raises VideoError with the reason where the driver cannot be asked (not Linux, no such node,
+    no access, not a V4L2 capture node); ``probe_modes`` is the slow way round. ``ioctl`` stands
+    in for ``fcntl.ioctl`` (tests feed recorded answers through it).
+    """
+    node = _device_node(device)
+    if node is None:
+        raise VideoError(
+            f"cannot list the modes of capture device {device}: only Linux drivers (V4L2) list them"
+        )
+    if ioctl is None:
+        import fcntl  # Linux only
+
+        ioctl = fcntl.ioctl
+    try:
+        handle = os.open(node, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise VideoError(f"cannot list the modes of {node}: {_open_failure(error)}") from error
+    try:
+        return _v4l2_modes(handle, ioctl)
+    except OSError as error:
+        why = "not a V4L2 device" if error.errno == errno.ENOTTY else error.strerror
+        raise VideoError(f"cannot list the modes of {node}: {why}") from error
+    finally:
+        os.close(handle)
+
+
+def probe_modes(
+    device: int | str,
+    *,
+    capture_factory: Callable[[int | str, int], Any] | None = None,
+    candidates: tuple[CaptureMode, ...] | None = None,
+) -> list[CaptureMode]:
+    """Where the driver cannot be asked (Windows, macOS, a node that is not V4L2): the common
+    modes the device reads back exactly as they were asked for, nothing guessed. Slow (each mode
+    is set on the open device: seconds in all) and needs the device free, so call it off the GUI
+    thread. A device reporting no rate keeps the size and format, with fps None."""
+    if candidates is None:
+        candidates = tuple(
+            CaptureMode(fourcc, width, height, fps)
+            for fourcc in FOURCC_ORDER
+            for width, height, fps in PROBED_SIZES_RATES
+        )
+    capture = (capture_factory or _opencv_capture)(device, _platform_backend())
+    if not capture.isOpened():
+        raise VideoError(f"cannot open capture device {device}: {_why_unopened(device)}")
+    accepted: set[CaptureMode] = set()
+    try:
+        for mode in candidates:
+            _ask_mode(capture, mode.fourcc, mode.width, mode.height, mode.fps)
+            got = _delivered_mode(capture)
+            if (got.fourcc, got.width, got.height) != (mode.fourcc, mode.width, mode.height):
+                continue
+            if got.fps is None:
+                accepted.add(dataclasses.replace(mode, fps=None))
+            elif mode.fps is None or abs(got.fps - mode.fps) <= PROBE_RATE_TOLERANCE:
+                accepted.add(mode)
+    finally:
+        capture.release()
+    return sorted(accepted, key=_mode_order)
+
+
+def _open_failure(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such device"
+    if isinstance(error, PermissionError):
+        return "no permission (is this user in the video group?)"
+    return error.strerror or str(error)
+
+
+def _v4l2_modes(handle: int, ioctl: Ioctl) -> list[CaptureMode]:
+    capabilities = _node_capabilities(handle, ioctl)
+    if capabilities & V4L2_CAP_VIDEO_CAPTURE:
+        buffer_type = V4L2_BUF_TYPE_VIDEO_CAPTURE
+    elif capabilities & V4L2_CAP_VIDEO_CAPTURE_MPLANE:
+        buffer_type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
+    else:
+        raise OSError(errno.ENODEV, "it does not capture video (a metadata or output node)")
+    modes: set[CaptureMode] = set()
+    for answer in _enumerate(ioctl, handle, VIDIOC_ENUM_FMT, FMTDESC, buffer_type):
+        code = answer[4]
+        fourcc = code.to_bytes(4, "little").decode("latin-1").strip("\0 ")
+        if fourcc not in OPENCV_FOURCCS:
+            continue
+        for width, height in _sizes(ioctl, handle, code):
+            for fps in _rates(ioctl, handle, code, width, height):
+                modes.add(CaptureMode(fourcc, width, height, fps))
+    return sorted(modes, key=_mode_order)
+
+
+def _enumerate(
+    ioctl: Ioctl, handle: int, request: int, layout: struct.Struct, *head: int
+) -> Iterator[tuple[Any, ...]]:
+    """A V4L2 enumeration's answers for index 0, 1, ... (the struct's leading fields are the index
+    and ``head``); EINVAL ends the list, as does ENOTTY (a driver that does not enumerate this)."""
+    for index in range(ENUM_LIMIT):
+        asked = struct.pack(f"<{1 + len(head)}I", index, *head).ljust(layout.size, b"\0")
+        try:
+            answer = ioctl(handle, request, asked)
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.ENOTTY):
+                return
+            raise
+        yield layout.unpack(answer)
+
+
+def _sizes(ioctl: Ioctl, handle: int, code: int) -> list[tuple[int, int]]:
+    """The sizes a pixel format comes in; from a stepwise or continuous range, the standard sizes
+    (and the largest) that lie on its steps."""
+    sizes: dict[tuple[int, int], None] = {}
+    for answer in _enumerate(ioctl, handle, VIDIOC_ENUM_FRAMESIZES, FRMSIZEENUM, code):
+        kind, values = answer[2], answer[3:]
+        if kind == V4L2_DISCRETE:
+            sizes[values[0], values[1]] = None
+            continue
+        min_w, max_w, step_w, min_h, max_h, step_h = values
+        if kind == V4L2_CONTINUOUS:
+            step_w = step_h = 1
+        for width, height in (*STANDARD_SIZES, (max_w, max_h)):
+            if _on_steps(width, min_w, max_w, step_w) and _on_steps(height, min_h, max_h, step_h):
+                sizes[width, height] = None
+        break  # a range is the whole answer
+    return list(sizes)
+
+
+def _on_steps(value: int, low: int, high: int, step: int) -> bool:
+    return low <= value <= high and (value - low) % max(step, 1) == 0
+
+
+def _rates(ioctl: Ioctl, handle: int, code: int, width: int, height: int) -> list[float | None]:
+    """The frame rates of one size; from a range of intervals, the standard rates within it (and
+    the highest); [None] where the driver lists none."""
+    rates: dict[float | None, None] = {}
+    for answer in _enumerate(
+        ioctl, handle, VIDIOC_ENUM_FRAMEINTERVALS, FRMIVALENUM, code, width, height
+    ):
+        kind, values = answer[4], answer[5:]
+        if kind == V4L2_DISCRETE:
+            numerator, denominator = values[0], values[1]
+            if numerator and denominator:
+                rates[float(Fraction(denominator, numerator))] = None
+            continue
+        if not (values[0] and values[1] and values[2] and values[3]):
+            break  # a zero in a range's bounds: nothing sensible to offer
+        shortest, longest = Fraction(values[0], values[1]), Fraction(values[2], values[3])
+        for rate in (1 / shortest, *STANDARD_RATES):
+            if shortest <= 1 / Fraction(rate) <= longest:
+                rates[float(rate)] = None
+        break  # a range is the whole answer
+    return list(rates) or [None]
+
+
+def _mode_order(mode: CaptureMode) -> tuple[int, int, float, int, str]:
+    """Largest size first, then highest rate, then MJPG, YUYV and the rest by name."""
+    preference = FOURCC_ORDER.index(mode.fourcc) if mode.fourcc in FOURCC_ORDER else 99
+    return (-mode.width * mode.height, -mode.width, -(mode.fps or 0.0), preference, mode.fourcc)
 
 
 class StreamSource:

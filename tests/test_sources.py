@@ -3,9 +3,12 @@ from a server on 127.0.0.1, and the specs that name them."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
 import socket
+import struct
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +20,16 @@ import pytest
 from polypview.errors import VideoError
 from polypview.frame import Frame
 from polypview.sources import (
+    CaptureMode,
     DeviceSource,
     FileSource,
     StreamSource,
     SyntheticSource,
     describe_devices,
     list_devices,
+    list_modes,
     open_source,
+    probe_modes,
 )
 from videos import picture, write_clip
 
@@ -309,6 +315,230 @@ def test_linux_devices_come_from_sysfs(tmp_path: Path) -> None:
         (97, "/dev/video97", "HD USB Camera"),
         (990, "/dev/video990", "Grabber"),
     ]
+
+
+# --- the modes a device offers ---------------------------------------------------------------
+
+
+def iowr(number: int, size: int) -> int:
+    """_IOWR('V', number, a struct of ``size`` bytes), as linux/ioctl.h builds it."""
+    return 3 << 30 | size << 16 | ord("V") << 8 | number
+
+
+QUERYCAP, ENUM_FMT = 0x80685600, iowr(2, 64)  # v4l2_capability: 104 bytes; v4l2_fmtdesc: 64
+ENUM_FRAMESIZES, ENUM_FRAMEINTERVALS = iowr(74, 44), iowr(75, 52)  # frmsizeenum, frmivalenum
+CAPTURE, MPLANE = 0x1, 0x1000
+DISCRETE, CONTINUOUS, STEPWISE = 1, 2, 3
+
+
+def code(fourcc: str) -> int:
+    return int.from_bytes(fourcc.ljust(4).encode(), "little")
+
+
+class FakeDriver:
+    """A V4L2 driver answering through ``ioctl`` from tables, filling each struct at the byte
+    offsets of linux/videodev2.h: a request of the wrong size or code fails the test.
+
+    ``sizes`` maps a fourcc to its VIDIOC_ENUM_FRAMESIZES answers, ``rates`` a (fourcc, width,
+    height) or a fourcc to its VIDIOC_ENUM_FRAMEINTERVALS answers, each ``(type, *values)``; an
+    answer left out is EINVAL, as a driver ends a list. ``fail`` maps a request to an errno.
+    """
+
+    def __init__(
+        self,
+        sizes: dict[str, list[tuple[int, ...]]],
+        rates: dict[tuple[str, int, int] | str, list[tuple[int, ...]]],
+        *,
+        node_caps: int = CAPTURE,
+        fail: dict[int, int] | None = None,
+    ) -> None:
+        self.sizes, self.rates, self.node_caps, self.fail = sizes, rates, node_caps, fail or {}
+        self.buffer_types: set[int] = set()
+
+    def __call__(self, handle: int, request: int, asked: bytes) -> bytes:
+        if request in self.fail:
+            raise OSError(self.fail[request], "driver failure")
+        expected = {QUERYCAP: 104, ENUM_FMT: 64, ENUM_FRAMESIZES: 44, ENUM_FRAMEINTERVALS: 52}
+        assert len(asked) == expected[request]
+        answer = bytearray(asked)
+        if request == QUERYCAP:
+            struct.pack_into("<2I", answer, 84, 0x80000000 | CAPTURE | MPLANE, self.node_caps)
+            return bytes(answer)
+        index, fourcc_code = struct.unpack_from("<2I", asked)
+        if request == ENUM_FMT:  # index, type, flags, description[32], pixelformat at 44
+            self.buffer_types.add(fourcc_code)
+            formats = list(self.sizes)
+            self._end_unless(index < len(formats))
+            struct.pack_into("<32sI", answer, 12, formats[index].encode(), code(formats[index]))
+            return bytes(answer)
+        fourcc = fourcc_code.to_bytes(4, "little").decode().strip()
+        if request == ENUM_FRAMESIZES:  # index, pixel_format, type at 8, union at 12
+            entries = self.sizes[fourcc]
+            self._end_unless(index < len(entries))
+            kind, *values = entries[index]
+            struct.pack_into(f"<{1 + len(values)}I", answer, 8, kind, *values)
+            return bytes(answer)
+        width, height = struct.unpack_from("<2I", asked, 8)  # then type at 16, union at 20
+        entries = self.rates.get((fourcc, width, height), self.rates.get(fourcc, []))
+        self._end_unless(index < len(entries))
+        kind, *values = entries[index]
+        struct.pack_into(f"<{1 + len(values)}I", answer, 16, kind, *values)
+        return bytes(answer)
+
+    @staticmethod
+    def _end_unless(present: bool) -> None:
+        if not present:
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Path:
+    """A file standing in for a device node: it opens, and the fake driver answers for it."""
+    path = tmp_path / "video7"
+    path.write_bytes(b"")
+    return path
+
+
+def test_discrete_modes_largest_and_fastest_first(node: Path) -> None:
+    driver = FakeDriver(
+        {
+            "YUYV": [(DISCRETE, 640, 480), (DISCRETE, 1920, 1080)],
+            "MJPG": [(DISCRETE, 1280, 720), (DISCRETE, 1920, 1080)],
+            "H264": [(DISCRETE, 1920, 1080)],  # OpenCV cannot decode it: left out
+        },
+        {
+            ("MJPG", 1920, 1080): [(DISCRETE, 1, 30), (DISCRETE, 1, 60)],
+            ("MJPG", 1280, 720): [(DISCRETE, 1, 60)],
+            ("YUYV", 1920, 1080): [(DISCRETE, 1, 5)],
+            ("YUYV", 640, 480): [(DISCRETE, 1001, 30000), (DISCRETE, 0, 0)],  # 0/0: skipped
+            "H264": [(DISCRETE, 1, 30)],
+        },
+    )
+    modes = list_modes(str(node), ioctl=driver)
+    assert modes == [
+        CaptureMode("MJPG", 1920, 1080, 60.0),
+        CaptureMode("MJPG", 1920, 1080, 30.0),
+        CaptureMode("YUYV", 1920, 1080, 5.0),
+        CaptureMode("MJPG", 1280, 720, 60.0),
+        CaptureMode("YUYV", 640, 480, 30000 / 1001),
+    ]
+    assert driver.buffer_types == {1}  # V4L2_BUF_TYPE_VIDEO_CAPTURE
+    assert modes[0].label == "1920 x 1080 at 60 frames/s, MJPG (compressed)"
+    assert modes[-1].label == "640 x 480 at 29.97 frames/s, YUYV (uncompressed)"
+
+
+def test_stepwise_sizes_and_rates_offer_the_standard_ones_on_their_steps(node: Path) -> None:
+    driver = FakeDriver(
+        # widths 160-1920 in steps of 32 (720 is off them), heights 120-1080 in steps of 8
+        {"YUYV": [(STEPWISE, 160, 1920, 32, 120, 1080, 8)]},
+        # 1/60 s to 1/20 s per frame
+        {"YUYV": [(STEPWISE, 1, 60, 1, 20, 1, 1000)]},
+    )
+    modes = list_modes(str(node), ioctl=driver)
+    sizes = list(dict.fromkeys((mode.width, mode.height) for mode in modes))
+    assert sizes == [(1920, 1080), (1280, 1024), (1280, 720), (1024, 768), (800, 600), (640, 480)]
+    assert [mode.fps for mode in modes if mode.width == 1920] == [60.0, 50.0, 30.0, 25.0, 24.0]
+
+
+def test_continuous_sizes_and_mplane_nodes_and_sizes_without_rates(node: Path) -> None:
+    driver = FakeDriver(
+        {"NV12": [(CONTINUOUS, 640, 1280, 1, 480, 720, 1)]},
+        {("NV12", 1280, 720): [(CONTINUOUS, 1, 50, 1, 25, 1, 1)]},  # other sizes: no rates listed
+        node_caps=MPLANE,
+    )
+    modes = list_modes(str(node), ioctl=driver)
+    assert driver.buffer_types == {9}  # V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
+    assert modes == [
+        CaptureMode("NV12", 1280, 720, 50.0),
+        CaptureMode("NV12", 1280, 720, 30.0),
+        CaptureMode("NV12", 1280, 720, 25.0),
+        CaptureMode("NV12", 800, 600, None),
+        CaptureMode("NV12", 720, 576, None),
+        CaptureMode("NV12", 720, 480, None),
+        CaptureMode("NV12", 640, 480, None),
+    ]
+    assert modes[-1].label == "640 x 480 at the device's rate, NV12 (uncompressed)"
+
+
+@pytest.mark.parametrize(
+    ("node_caps", "fail", "reason"),
+    [
+        (CAPTURE, {QUERYCAP: errno.ENOTTY}, "not a V4L2 device"),
+        (0x800000, {}, "it does not capture video (a metadata or output node)"),
+        (CAPTURE, {ENUM_FRAMESIZES: errno.ENODEV}, "driver failure"),  # unplugged meanwhile
+    ],
+)
+def test_a_driver_that_cannot_list_modes_says_why(
+    node: Path, node_caps: int, fail: dict[int, int], reason: str
+) -> None:
+    driver = FakeDriver({"MJPG": [(DISCRETE, 640, 480)]}, {}, node_caps=node_caps, fail=fail)
+    with pytest.raises(VideoError) as failure:
+        list_modes(str(node), ioctl=driver)
+    assert str(failure.value) == f"cannot list the modes of {node}: {reason}"
+
+
+def test_a_file_is_not_a_v4l2_node(node: Path) -> None:
+    with pytest.raises(VideoError) as failure:
+        list_modes(str(node))  # the real fcntl.ioctl: a regular file answers ENOTTY
+    assert str(failure.value) == f"cannot list the modes of {node}: not a V4L2 device"
+
+
+def test_modes_of_a_missing_device_or_off_linux_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    if Path("/dev/video99").exists():
+        pytest.skip("this machine has a /dev/video99")
+    with pytest.raises(VideoError) as failure:
+        list_modes(99)
+    assert str(failure.value) == "cannot list the modes of /dev/video99: no such device"
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(VideoError) as failure:
+        list_modes(0)
+    assert (
+        str(failure.value)
+        == "cannot list the modes of capture device 0: only Linux drivers (V4L2) list them"
+    )
+
+
+class ModalCapture(FakeCapture):
+    """A capture that takes the modes in ``accepts`` (fourcc, width, height) and otherwise stays
+    in 640x480 YUYV; it reports ``rate`` (0: no rate) whatever rate is asked for."""
+
+    def __init__(self, accepts: set[tuple[str, int, int]], rate: float) -> None:
+        super().__init__()
+        self.accepts, self.asked = accepts, {}
+        self.props.update({cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0})
+        self.props[cv2.CAP_PROP_FPS] = rate
+
+    def set(self, prop: int, value: float) -> bool:
+        self.asked[prop] = value
+        if prop == cv2.CAP_PROP_FRAME_HEIGHT:  # the whole mode is asked for: take it or not
+            fourcc = int(self.asked[cv2.CAP_PROP_FOURCC]).to_bytes(4, "little").decode()
+            width = int(self.asked[cv2.CAP_PROP_FRAME_WIDTH])
+            if (fourcc, width, int(value)) in self.accepts:
+                self.props[cv2.CAP_PROP_FOURCC] = self.asked[cv2.CAP_PROP_FOURCC]
+                self.props[cv2.CAP_PROP_FRAME_WIDTH], self.props[cv2.CAP_PROP_FRAME_HEIGHT] = (
+                    width,
+                    value,
+                )
+        return True
+
+
+def test_the_opencv_probe_lists_only_what_the_device_read_back() -> None:
+    capture = ModalCapture({("MJPG", 1280, 720), ("YUYV", 640, 480)}, rate=30.0)
+    modes = probe_modes(0, capture_factory=factory_of(capture))
+    assert modes == [CaptureMode("MJPG", 1280, 720, 30.0), CaptureMode("YUYV", 640, 480, 30.0)]
+    assert capture.released
+    silent = ModalCapture({("MJPG", 1920, 1080)}, rate=0.0)  # reports no rate
+    assert probe_modes(0, capture_factory=factory_of(silent)) == [
+        CaptureMode("MJPG", 1920, 1080, None)
+    ]
+
+
+def test_the_opencv_probe_of_a_missing_device_says_so() -> None:
+    if Path("/dev/video99").exists():
+        pytest.skip("this machine has a /dev/video99")
+    with pytest.raises(VideoError) as failure:
+        probe_modes(99, capture_factory=factory_of(FakeCapture(opened=False)))
+    assert str(failure.value) == "cannot open capture device 99: no such device"
 
 
 # --- StreamSource -----------------------------------------------------------------------------
