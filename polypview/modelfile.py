@@ -50,6 +50,7 @@ class ModelCard:
     command: str = ""
     notes: str = ""
     int8: dict[str, Any] = field(default_factory=dict)  # the verified int8 CPU model, if any
+    parity: dict[str, Any] = field(default_factory=dict)  # backend -> its check on the test split
     folder: Path = field(default=Path("."), compare=False)
 
     @property

@@ -1,28 +1,33 @@
 """Does a faster backend show the same masks as the torch fp32 reference?
 
-    python -m training.parity --model resunetpp --backends openvino openvino-int8 [--json]
+    python -m training.parity --model resunetpp --backends openvino-bf16 [--record] [--json]
 
 The acceleration work's accuracy limit, in one place: on real test images at their original
 resolution, through the app's own segmenter, a backend's masks must agree with the reference's
 (mean mask Dice agreement at least ``AGREEMENT_LIMIT``) and its test Dice against the ground truth
 must stay within ``TEST_DICE_LIMIT`` of the reference's. The minimum agreement and the count of
 images under the limit are reported beside the mean, so a few bad images never hide in it.
+``--record`` writes each result into the model card (``parity``), with the weights' checksum and
+the CPU: ``auto`` takes a reduced precision (bf16) only for weights that passed it there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from polypview.backends import backend_names, create_backend
 from polypview.errors import PolypviewError
-from polypview.modelfile import find_model, load_network
+from polypview.hardware import cpu_name
+from polypview.modelfile import ModelCard, find_model, load_network
 from polypview.segmenter import Segmenter
 from training.data import DEFAULT_ROOT
 from training.evaluate import DEFAULT_SPLIT, Pair, split_pairs
@@ -102,6 +107,22 @@ def compare(
     return results
 
 
+def record(card: ModelCard, results: list[ParityResult], split: str, command: str) -> Path:
+    """``results`` in ``card``'s ``parity`` record, tied to its weights; the card's path."""
+    checked = {
+        result.backend: result.to_json()
+        | {
+            "weights_sha256": card.sha256,
+            "split": split,
+            "cpu": cpu_name(),
+            "date": date.today().isoformat(),
+            "command": command,
+        }
+        for result in results
+    }
+    return replace(card, parity=card.parity | checked).save()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.parity", description=__doc__)
     parser.add_argument("--model", default=None, help="installed model name or model file path")
@@ -109,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--split", default=DEFAULT_SPLIT)
     parser.add_argument("--limit", type=int, help="compare on the first N images only")
+    parser.add_argument(
+        "--record", action="store_true", help="write the results into the model card"
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "training.parity", *(argv or sys.argv[1:])])
     try:
         card = find_model(args.model)
         network = load_network(card)
@@ -125,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for result in results:
         print(f"{card.name} {result.summary()}")
+    if args.record:
+        if args.limit is not None:
+            print("parity: --record needs the whole split; nothing recorded", file=sys.stderr)
+            return 1
+        print(f"recorded in {record(card, results, args.split, command)}")
     if args.json:
         print(json.dumps({"model": card.name, "results": [r.to_json() for r in results]}))
     return 0 if all(result.passed for result in results) else 2

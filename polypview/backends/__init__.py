@@ -28,10 +28,12 @@ MODULES = {
     "tensorrt": "polypview.backends.tensorrt",
     "cuda": "polypview.backends.cuda",
     "openvino-int8": "polypview.backends.openvino_int8",
+    "openvino-bf16": "polypview.backends.openvino_bf16",
     "openvino": "polypview.backends.openvino_cpu",
     "torch": "polypview.backends.torch_cpu",
 }
-AUTO_ORDER = ["tensorrt", "cuda", "openvino-int8", "openvino", "torch"]  # fastest first
+# Fastest first; auto takes a reduced CPU precision only for weights that passed parity in it.
+AUTO_ORDER = ["tensorrt", "cuda", "openvino-int8", "openvino-bf16", "openvino", "torch"]
 # Asked for by name but unusable here: what runs instead, with a warning, when it can.
 FALLBACKS = {"tensorrt": "cuda"}
 
@@ -99,7 +101,9 @@ def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
         usable = [
             candidate
             for candidate in AUTO_ORDER
-            if status(candidate).available and unusable_for(candidate, card) is None
+            if status(candidate).available
+            and unusable_for(candidate, card) is None
+            and unverified_for(candidate, card) is None
         ]
         if not usable:
             raise BackendError("no inference backend is usable; see `polypview info`")
@@ -127,14 +131,25 @@ def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
     return importlib.import_module(MODULES[name]).create(network, card)
 
 
+def unverified_for(name: str, card: ModelCard) -> str | None:
+    """Why ``auto`` should pass over ``name`` for ``card`` (a reduced precision whose parity
+    these weights have not passed), or None. Asked for by name, such a backend still runs."""
+    return _model_check(name, "unverified_for", card)
+
+
 def unusable_for(name: str, card: ModelCard) -> str | None:
     """Why the (available) backend ``name`` cannot run ``card``'s model, or None when it can.
 
     Most backends run any model; one that needs something made per model (the int8 CPU model)
     says what is missing."""
+    return _model_check(name, "unusable_for", card)
+
+
+def _model_check(name: str, hook: str, card: ModelCard) -> str | None:
+    """The backend module's own ``hook(card)`` answer; None where it has no such check."""
     try:
         module = importlib.import_module(MODULES[name])
     except ImportError:
         return None  # ``status`` reports a missing runtime
-    check = getattr(module, "unusable_for", None)
+    check = getattr(module, hook, None)
     return check(card) if check else None

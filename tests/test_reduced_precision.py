@@ -1,5 +1,6 @@
-"""The int8 CPU model: installed beside the weights, found by ``auto``, refused when stale; and
-the one parity rule every faster backend is judged by."""
+"""Reduced precision on the CPU: the int8 model (installed beside the weights, found by ``auto``,
+refused when stale), bf16 (taken by ``auto`` only for weights that passed parity in it), and the
+one parity rule every faster backend is judged by."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from polypview.errors import BackendError
 from polypview.modelfile import ModelCard, find_model, load_network
 from polypview.segmenter import Segmenter
 from training.evaluate import Pair
-from training.parity import AGREEMENT_LIMIT, TEST_DICE_LIMIT, ParityResult, compare
+from training.parity import AGREEMENT_LIMIT, TEST_DICE_LIMIT, ParityResult, compare, record
 
 pytestmark = pytest.mark.skipif(
     not status("openvino").available, reason=f"openvino: {status('openvino').reason}"
@@ -78,8 +79,30 @@ def test_a_damaged_int8_file_is_refused(quantised_card: ModelCard, tmp_path: Pat
         create_backend("openvino-int8", load_network(quantised_card), copy)
 
 
-def parity(agreement: float, candidate_dice: float) -> ParityResult:
-    return ParityResult("x", 10, agreement, agreement, 0, 0.80, candidate_dice)
+def parity(agreement: float, candidate_dice: float, backend: str = "x") -> ParityResult:
+    return ParityResult(backend, 10, agreement, agreement, 0, 0.80, candidate_dice)
+
+
+needs_bf16 = pytest.mark.skipif(
+    not status("openvino-bf16").available,
+    reason=f"openvino-bf16: {status('openvino-bf16').reason}",
+)
+
+
+@needs_bf16
+def test_auto_takes_bf16_only_for_weights_that_passed_parity_in_it(tmp_path: Path) -> None:
+    card = make_stand_in(tmp_path, "unet")
+    network = load_network(card)
+    assert create_backend("auto", network, card).name == "openvino"
+    assert create_backend("openvino-bf16", network, card).precision == "bf16"  # asked for: runs
+
+    failed = find_model(str(record(card, [parity(0.95, 0.80, "openvino-bf16")], "t", "cmd")))
+    assert create_backend("auto", network, failed).name == "openvino"
+    passed = find_model(str(record(card, [parity(0.995, 0.80, "openvino-bf16")], "t", "cmd")))
+    assert passed.parity["openvino-bf16"]["weights_sha256"] == card.sha256
+    assert create_backend("auto", network, passed).name == "openvino-bf16"
+    retrained = replace(passed, sha256="0" * 64)
+    assert create_backend("auto", network, retrained).name == "openvino"
 
 
 def test_the_parity_rule_needs_both_mask_agreement_and_test_dice() -> None:
