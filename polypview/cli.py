@@ -17,9 +17,13 @@ import platform
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polypview import __version__
 from polypview.errors import PolypviewError
+
+if TYPE_CHECKING:
+    from polypview.modelfile import ModelCard
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -143,12 +147,25 @@ def run_export(args: argparse.Namespace) -> None:
         print(json.dumps(record))
 
 
+def model_info(card: ModelCard, choice: tuple[str | None, dict[str, str]]) -> dict:
+    """The card, the backend ``auto`` runs it on, and why faster usable ones were passed over."""
+    from polypview.backends import status
+
+    chosen, passed_over = choice
+    return card.to_json() | {
+        "auto_backend": chosen,
+        "auto_passed_over": {
+            name: reason for name, reason in passed_over.items() if status(name).available
+        },
+    }
+
+
 def collect_info() -> dict:
     import cv2
     import numpy
     import torch
 
-    from polypview.backends import backend_names, status
+    from polypview.backends import auto_choice, backend_names, status
     from polypview.modelfile import MODELS_DIR, installed_models
 
     try:  # video needs it, but info and the inference benchmark run without (GPU hosts)
@@ -168,7 +185,7 @@ def collect_info() -> dict:
             "numpy": numpy.__version__,
         },
         "models_dir": str(MODELS_DIR),
-        "models": [card.to_json() for card in installed_models()],
+        "models": [model_info(card, auto_choice(card)) for card in installed_models()],
         "backends": [asdict(status(name)) for name in backend_names()],
     }
 
@@ -183,12 +200,17 @@ def run_info(args: argparse.Namespace) -> None:
     print("backends:")
     for backend in info["backends"]:
         mark = "yes" if backend["available"] else "no "
-        print(f"  {mark} {backend['name']:<9} {backend['reason']}")
+        print(f"  {mark} {backend['name']:<13} {backend['reason']}")
     print(f"models in {info['models_dir']}:")
     if not info["models"]:
         print("  no trained weights are installed yet (see training/ to train them)")
     for card in info["models"]:
-        print(f"  {card['name']:<10} {card['architecture']:<10} {card['status']}")
+        print(
+            f"  {card['name']:<10} {card['architecture']:<10} {card['status']}, "
+            f"auto runs it on {card['auto_backend'] or 'nothing usable'}"
+        )
+        for name, reason in card["auto_passed_over"].items():
+            print(f"    not {name}: {reason}")
         for split, figures in card["metrics"].items():
             shown = (
                 figures

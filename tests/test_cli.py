@@ -101,6 +101,10 @@ def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> N
     assert all({"name", "available", "reason"} <= backend.keys() for backend in info["backends"])
     assert isinstance(info["models"], list)
     assert all("name" in card and "metrics" in card for card in info["models"])
+    usable = {backend["name"] for backend in info["backends"] if backend["available"]}
+    for card in info["models"]:  # auto's choice is a usable backend; what it skipped, it says why
+        assert card["auto_backend"] in usable
+        assert all(reason for reason in card["auto_passed_over"].values())
     code, out, _ = run_cli(capsys, "info")
     assert code == 0 and "backends:" in out
 

@@ -98,16 +98,10 @@ def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
     warning, so that asking for TensorRT on a machine without it still runs on the GPU.
     """
     if name == "auto":
-        usable = [
-            candidate
-            for candidate in AUTO_ORDER
-            if status(candidate).available
-            and unusable_for(candidate, card) is None
-            and unverified_for(candidate, card) is None
-        ]
-        if not usable:
+        chosen, _ = auto_choice(card)
+        if chosen is None:
             raise BackendError("no inference backend is usable; see `polypview info`")
-        name = usable[0]
+        name = chosen
     if name not in MODULES:
         raise BackendError(f"unknown backend '{name}'; choose auto or one of: {', '.join(MODULES)}")
     state = status(name)
@@ -129,6 +123,22 @@ def create_backend(name: str, network: nn.Module, card: ModelCard) -> Backend:
     if reason:
         raise BackendError(f"backend '{name}' cannot run this model: {reason}")
     return importlib.import_module(MODULES[name]).create(network, card)
+
+
+def auto_choice(card: ModelCard) -> tuple[str | None, dict[str, str]]:
+    """The backend ``auto`` runs ``card`` on here, and why it passed over the faster ones."""
+    passed_over: dict[str, str] = {}
+    for name in AUTO_ORDER:
+        state = status(name)
+        reason = (
+            (None if state.available else state.reason)
+            or unusable_for(name, card)
+            or unverified_for(name, card)
+        )
+        if reason is None:
+            return name, passed_over
+        passed_over[name] = reason
+    return None, passed_over
 
 
 def unverified_for(name: str, card: ModelCard) -> str | None:
