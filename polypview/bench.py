@@ -247,7 +247,6 @@ def bench_pipeline(
     # Imported here: they need PyAV, which the inference benchmark must run without (GPU hosts).
     from polypview.overlay import OverlayOptions
     from polypview.pipeline import Pipeline
-    from polypview.recorder import Recorder
     from polypview.sources import open_source
     from polypview.tracking import Tracker
 
@@ -262,6 +261,8 @@ def bench_pipeline(
                 segmenter(blank)
             recorder = None
             if record is not None:
+                from polypview.recorder import Recorder  # PyAV: only when recording
+
                 recorder = Recorder(
                     record / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.mp4",
                     width=source.width,

@@ -21,15 +21,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import av
 import cv2
 import numpy as np
 
 from polypview.errors import VideoError
 from polypview.frame import Frame
-from polypview.video import VideoSource
+
+if TYPE_CHECKING:
+    import av
 
 SPEEDS = (0.25, 4.0)  # the playback speeds a file may be set to
 CLIP_MEMORY_BYTES = 256 << 20  # a synthetic source's clip is held resized in memory, up to this
@@ -134,6 +135,8 @@ class FileSource:
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
     ) -> None:
+        from polypview.video import VideoSource  # PyAV: loaded only where a file is read
+
         self._video = VideoSource(path)
         self.name = self._video.path.name
         self.width, self.height, self.fps = self._video.width, self._video.height, self._video.fps
@@ -669,6 +672,8 @@ class StreamSource:
     live = True
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, clock: Clock = time.monotonic) -> None:
+        import av  # PyAV: loaded only where a stream or file is read
+
         self.url, self.timeout_s, self._clock = url, timeout_s, clock
         options = {"rtsp_transport": "tcp"} if url.startswith("rtsp") else {}
         try:
@@ -693,6 +698,8 @@ class StreamSource:
         self._thread.start()
 
     def _decode(self) -> None:
+        import av
+
         error = None
         last_frame_time = self._clock()
         try:
@@ -816,6 +823,8 @@ class SyntheticSource:
 
 def _load_resized(clip: str | os.PathLike[str], width: int, height: int) -> list[np.ndarray]:
     limit = max(1, CLIP_MEMORY_BYTES // (width * height * 3))
+    from polypview.video import VideoSource
+
     with VideoSource(clip) as video:
         return [
             cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)

@@ -5,13 +5,14 @@
 #    within its own time budget, exports them and scores them on test120;
 # 2. checks the GPU backends against the torch fp32 reference on test120 and times a 1080p frame
 #    through each, stage by stage (scripts/gpu_backends.py);
-# 3. measures batch-1 inference on the GPU per execution variant (scripts/gpu_bench.py).
+# 3. measures batch-1 inference on the GPU per execution variant (scripts/gpu_bench.py);
+# 4. runs the live pipeline benchmark on a synthetic 1080p60 source (`polypview bench pipeline`).
 # A step that fails or runs out of time is logged and the next one runs. What is worth keeping
 # lands in OUTDIR as at most 8 files: the three weights, results.tar.gz (cards, logs, learning
 # curves, worst cases, benchmark) and gpu_run.log. --smoke runs every step with tiny budgets, so the
 # script can be tried end to end on a CPU. Budgets (minutes) can be set with BUDGET_RESUNETPP,
-# BUDGET_RESUNET, BUDGET_UNET, BUDGET_BACKENDS and BUDGET_BENCH; the defaults fit one 10-minute
-# device call.
+# BUDGET_RESUNET, BUDGET_UNET, BUDGET_BACKENDS, BUDGET_BENCH and BUDGET_PIPELINE; the defaults
+# (8.25 min in all) fit one 10-minute device call.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_run.sh OUTDIR [--smoke]}
 mode=${2:-full}
@@ -44,14 +45,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
 
 if [ "$mode" = --smoke ]; then
     train_options=(--size 64 --epochs 2 --max-steps 3 --batch-size 4)
-    budgets=(1 1 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
-    backend_options=(--images 2 --runs 2)
+    budgets=(1 1 1 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
+    backend_options=(--images 2 --runs 2) pipeline_options=(synthetic:320x180@30 3)
 else
     train_options=(--size 256 --epochs 300 --batch-size 16 --patience 40 --workers 4)
     budgets=("${BUDGET_RESUNETPP:-4.5}" "${BUDGET_RESUNET:-1}" "${BUDGET_UNET:-1}"
-        "${BUDGET_BACKENDS:-0.5}" "${BUDGET_BENCH:-1}")
+        "${BUDGET_BACKENDS:-0.5}" "${BUDGET_BENCH:-0.75}" "${BUDGET_PIPELINE:-0.5}")
     bench_options=(--runs 200 --warmup 30 --images 30)
-    backend_options=(--images 120 --runs 20)
+    backend_options=(--images 120 --runs 20) pipeline_options=(synthetic:1920x1080@60 20)
 fi
 
 index=0
@@ -71,6 +72,12 @@ step "GPU backends: parity on test120, 1080p frame" "${budgets[3]}" "$python" sc
 
 step "inference benchmark" "${budgets[4]}" "$python" scripts/gpu_bench.py --models-dir "$work/models" \
     --data "$data" --json "$work/inference.json" "${bench_options[@]}"
+
+# The live pipeline as the app runs it (no PyAV here, so no recording): 1080p60 synthetic input,
+# the newly trained default model on the backend auto picks; the JSON summary is the last line.
+step "live pipeline ${pipeline_options[0]}" "${budgets[5]}" env POLYPVIEW_MODELS="$work/models" \
+    bash -c '"$0" -m polypview bench pipeline --source "$1" --duration "$2" --json | tee "$3"' \
+    "$python" "${pipeline_options[@]}" "$work/pipeline.txt"
 
 say "== collecting results"
 cp "$work"/models/*.safetensors "$out"/ 2>/dev/null || say "no weights were exported"

@@ -20,7 +20,7 @@ import pytest
 from conftest import make_stand_in
 from polypview.cli import main
 from polypview.modelfile import ModelCard
-from videos import BAD_VIDEOS, bad_input, write_clip
+from videos import BAD_VIDEOS, bad_input, run_child, write_clip
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -245,3 +245,31 @@ def test_no_installed_weights_is_said_plainly(
     monkeypatch.setattr("polypview.modelfile.MODELS_DIR", tmp_path)
     code, _, err = run_cli(capsys, "export", clip, "-o", tmp_path / "out.mp4")
     assert_one_clear_line(code, err, "no trained weights are installed for 'resunetpp'")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info", "--json"],
+        ["bench", "pipeline", "--source", "synthetic:96x64@30", "--duration", "1", "--json"],
+    ],
+)
+def test_gpu_hosts_without_pyav_run_info_and_the_pipeline_benchmark(
+    command: list[str], stand_in_model: ModelCard
+) -> None:
+    """The GPU machines have no PyAV: what the GPU run measures must not need it."""
+    if command[0] == "bench":
+        command += ["--model", str(stand_in_model.card_path), "--backend", "torch"]
+    child = run_child(
+        "import sys; sys.modules['av'] = None\n"  # any `import av` now fails
+        "from polypview.cli import main; sys.exit(main(sys.argv[1:]))",
+        *command,
+        stderr=subprocess.PIPE,
+    )
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    figures = json.loads(out.strip().splitlines()[-1])
+    if command[0] == "bench":
+        assert figures["shown_fps"] > 0
+    else:
+        assert figures["versions"]["av"] == "not installed"
