@@ -446,3 +446,18 @@ def test_the_device_dialog_lists_the_modes_each_device_offers(qtbot):
     empty = DeviceDialog([])
     qtbot.addWidget(empty)
     assert empty.chosen() is None and not empty.open_button.isEnabled()
+
+
+def test_the_hud_keeps_small_delays_readable():
+    from polypview.gui.hud import hud_text
+
+    stats = {
+        "segmented_fps": 12.6,
+        "video_delay_ms_p50": 1.09,
+        "annotation_delay_ms_p50": 134.4,
+        "dropped": 3,
+        "stale": 0,
+    }
+    text = hud_text(stats, 29.7, "openvino-bf16")
+    assert "video delay 1.1 ms" in text and "annotation delay 134 ms" in text
+    assert hud_text(None, 0.0, None) == "no video"

@@ -12,7 +12,10 @@ HUD_STYLE = (
 
 
 def _ms(value: float | int | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
+    """Milliseconds, with a decimal where a whole number would hide the figure (video delay)."""
+    if value is None:
+        return "-"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
 
 
 def hud_text(
