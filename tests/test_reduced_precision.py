@@ -134,3 +134,19 @@ def test_compare_scores_agreement_and_dice_image_by_image(stand_in_model: ModelC
     assert same.agreement_mean == 1.0 and same.dice_change == 0.0 and same.passed
     assert inverted.agreement_min < 0.5 and not inverted.passed
     assert inverted.images == 3 and inverted.images_under_limit >= 1
+
+
+def test_the_decoder_concatenations_are_left_out_of_int8(tmp_path: Path) -> None:
+    """What NNCF is told to leave in fp32: every concatenation, the upsampling feeding it and the
+    layers it feeds (ResUNet++'s unsquashed attention would otherwise set their one int8 scale)."""
+    from polypview.backends.openvino_cpu import convert
+    from training.quantise import concatenation_scope
+
+    card = make_stand_in(tmp_path, "resunetpp")
+    model = convert(load_network(card), card)
+    kept = set(concatenation_scope(model))
+    kinds = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
+    concatenations = {name for name, kind in kinds.items() if kind == "Concat"}
+    assert len(concatenations) == 3 and concatenations <= kept
+    assert {kinds[name] for name in kept} >= {"Concat", "Interpolate"}
+    assert len(kept) < len(kinds) / 4  # the rest is quantised
