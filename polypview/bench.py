@@ -77,7 +77,7 @@ class InferenceBench:
     device: str
     inference: list[InferenceResult] = field(default_factory=list)
     frames: list[FrameResult] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # backend: why it has no rows
+    skipped: dict[str, str] = field(default_factory=dict)  # "backend (model)": why it has no rows
 
 
 def bench_card(architecture: str, scratch: Path) -> ModelCard:
@@ -180,12 +180,12 @@ def bench_inference(
             for name in order:
                 cannot = unusable_for(name, card)
                 if cannot is not None:  # a per-model artefact is missing (the int8 model)
-                    bench.skipped[name] = cannot
+                    bench.skipped[f"{name} ({card.name})"] = cannot
                     continue
                 backend = create_backend(name, network, card)
                 why_not = serving_backend(name, backend)
                 if why_not is not None:
-                    bench.skipped[name] = why_not
+                    bench.skipped[f"{name} ({card.name})"] = why_not
                     continue
                 timings = time_calls(inference_call(backend, card), runs, warmup)
                 median = statistics.median(timings)
