@@ -76,11 +76,11 @@ step "inference benchmark" "${budgets[4]}" "$python" scripts/gpu_bench.py --mode
 # The live pipeline as the app runs it (no PyAV here, so no recording): 1080p60 synthetic input,
 # the newly trained default model on the backend auto picks; the JSON summary is the last line.
 step "live pipeline ${pipeline_options[0]}" "${budgets[5]}" env POLYPVIEW_MODELS="$work/models" \
-    bash -c '"$0" -m polypview bench pipeline --source "$1" --duration "$2" --json | tee "$3"' \
+    bash -o pipefail -c '"$0" -m polypview bench pipeline --source "$1" --duration "$2" --json | tee "$3"' \
     "$python" "${pipeline_options[@]}" "$work/pipeline.txt"
 
 say "== collecting results"
 cp "$work"/models/*.safetensors "$out"/ 2>/dev/null || say "no weights were exported"
 tar -czf "$out/results.tar.gz" -C "$work" --exclude='*.pt' --exclude='*.ep' --exclude='*.safetensors' \
-    --exclude=cache . && say "results.tar.gz: $(du -h "$out/results.tar.gz" | cut -f1)"
+    --exclude=cache --exclude=.cache . && say "results.tar.gz: $(du -h "$out/results.tar.gz" | cut -f1)"
 ls -la "$out"
