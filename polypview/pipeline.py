@@ -147,7 +147,7 @@ def analyse(frame: Frame, segmenter: Segment, tracker: Tracker | None) -> Annota
     detections: tuple[Detection, ...] = ()
     alert = False
     if tracker is not None:
-        update = tracker.update(segmentation.mask, segmentation.probability, frame.capture_time)
+        update = tracker.update(segmentation.mask, segmentation.probability_map, frame.capture_time)
         detections, alert = update.detections, update.alert
     return Annotation(segmentation.mask, frame.index, frame.capture_time, detections, alert)
 
