@@ -83,6 +83,22 @@ def wait_frames(qtbot, window: MainWindow, count: int) -> None:
     qtbot.waitUntil(lambda: window.view.painted >= start + count, timeout=WAIT_MS)
 
 
+def play_into(qtbot, window: MainWindow, clip: Path, folder: Path) -> None:
+    """The clip playing, looped, with recordings and snapshots going to ``folder``."""
+    window.record_control.set_folder(folder)
+    window.open_source(str(clip), loop=True)
+    wait_frames(qtbot, window, 1)
+
+
+def record_a_few_frames(qtbot, window: MainWindow, clip: Path, folder: Path):
+    """A recording started with the Record button, once it has written a few frames."""
+    play_into(qtbot, window, clip, folder)
+    window.record_control.record_button.click()
+    recording = window.controller.recording
+    qtbot.waitUntil(lambda: recording.recorder.frames_written >= 3, timeout=WAIT_MS)
+    return recording
+
+
 def card(models: Path, name: str) -> ModelCard:
     return next(c for c in installed_models(models) if c.name == name)
 
@@ -186,9 +202,7 @@ def test_model_switch_mid_play_keeps_the_video_running(
 
 
 def test_record_produces_a_playable_file(qtbot, window: MainWindow, looping_clip, tmp_path):
-    window.record_control.set_folder(tmp_path)
-    window.open_source(str(looping_clip), loop=True)
-    wait_frames(qtbot, window, 2)
+    play_into(qtbot, window, looping_clip, tmp_path)
     qtbot.keyClick(window, Qt.Key.Key_R)
     recording = window.controller.recording
     assert recording is not None and window.record_control.indicator.isVisible()
@@ -211,9 +225,7 @@ def test_recording_is_refused_when_the_disk_is_nearly_full(
         raise OutputError(f"not enough free disk space in {folder}: 12 MB free, need 500 MB")
 
     monkeypatch.setattr(controller_module, "check_free_space", full)
-    window.record_control.set_folder(tmp_path)
-    window.open_source(str(looping_clip), loop=True)
-    wait_frames(qtbot, window, 1)
+    play_into(qtbot, window, looping_clip, tmp_path)
     window.record_control.record_button.click()
     assert window.controller.recording is None
     assert not window.record_control.record_button.isChecked()
@@ -224,12 +236,7 @@ def test_recording_is_refused_when_the_disk_is_nearly_full(
 def test_recording_stops_cleanly_when_the_disk_fills(
     qtbot, window: MainWindow, looping_clip, tmp_path, monkeypatch
 ):
-    window.record_control.set_folder(tmp_path)
-    window.open_source(str(looping_clip), loop=True)
-    wait_frames(qtbot, window, 1)
-    window.record_control.record_button.click()
-    recording = window.controller.recording
-    qtbot.waitUntil(lambda: recording.recorder.frames_written >= 3, timeout=WAIT_MS)
+    recording = record_a_few_frames(qtbot, window, looping_clip, tmp_path)
 
     def filling(folder, needed_bytes=0):
         raise OutputError(f"not enough free disk space in {folder}: 90 MB free, need 100 MB")
@@ -244,9 +251,7 @@ def test_recording_stops_cleanly_when_the_disk_fills(
 
 
 def test_snapshot_saves_the_annotated_and_the_raw_frame(qtbot, window, looping_clip, tmp_path):
-    window.record_control.set_folder(tmp_path)
-    window.open_source(str(looping_clip), loop=True)
-    wait_frames(qtbot, window, 2)
+    play_into(qtbot, window, looping_clip, tmp_path)
     qtbot.keyClick(window, Qt.Key.Key_S)
     qtbot.waitUntil(lambda: window.messages[-1].startswith("saved"), timeout=WAIT_MS)
     saved = sorted(tmp_path.glob("snapshot-*.png"))
@@ -350,12 +355,7 @@ def test_quitting_while_recording_asks_and_finishes_the_file(
     window = make_window(qtbot, settings, models)
     answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
     monkeypatch.setattr(QMessageBox, "question", lambda *args: next(answers))
-    window.record_control.set_folder(tmp_path)
-    window.open_source(str(looping_clip), loop=True)
-    wait_frames(qtbot, window, 1)
-    window.record_control.record_button.click()
-    recording = window.controller.recording
-    qtbot.waitUntil(lambda: recording.recorder.frames_written >= 3, timeout=WAIT_MS)
+    recording = record_a_few_frames(qtbot, window, looping_clip, tmp_path)
     window.close()
     assert window.isVisible() and window.controller.recording is recording  # "No": stays
     window.close()
