@@ -41,8 +41,8 @@ from polypview.errors import PolypviewError
 from polypview.hardware import cpu_name
 from polypview.modelfile import MODELS_DIR, ModelCard, file_sha256, find_model, load_network
 from polypview.segmenter import Segmenter
-from training.data import DEFAULT_ROOT, load_pair, read_split, validation_split
-from training.evaluate import split_pairs
+from training.data import DEFAULT_ROOT, validation_split
+from training.evaluate import PairFiles, list_pairs, load_pairs, split_pairs
 from training.parity import ParityResult, compare
 
 CALIBRATION_IMAGES = 300
@@ -67,9 +67,9 @@ def concatenation_scope(model: Any) -> list[str]:
     return sorted(names)
 
 
-def prepared(segmenter: Segmenter, data: Path, ids: list[str]) -> list[np.ndarray]:
-    """The network's inputs for ``ids``, made by the app's own preprocessing."""
-    return [np.asarray(segmenter.preprocess(load_pair(data, image_id)[0])) for image_id in ids]
+def prepared(segmenter: Segmenter, files: list[PairFiles]) -> list[np.ndarray]:
+    """The network's inputs for these images, made by the app's own preprocessing."""
+    return [np.asarray(segmenter.preprocess(pair.image)) for pair in load_pairs(files)]
 
 
 def quantise(card: ModelCard, data: Path, calibration: int) -> tuple[object, dict[str, object]]:
@@ -81,11 +81,12 @@ def quantise(card: ModelCard, data: Path, calibration: int) -> tuple[object, dic
 
     network = load_network(card)
     reference = Segmenter(card, create_backend("torch", network, card))
-    train_ids, validation_ids = validation_split(read_split(data, "train880"))
+    files = {pair.image_id: pair for pair in list_pairs(data, "train880")}
+    train_ids, validation_ids = validation_split(files)
     rng = np.random.default_rng(SEED)
     calibration_ids = sorted(rng.choice(train_ids, min(calibration, len(train_ids)), False))
-    calibration_set = prepared(reference, data, calibration_ids)
-    validation_set = prepared(reference, data, validation_ids)
+    calibration_set = prepared(reference, [files[image_id] for image_id in calibration_ids])
+    validation_set = prepared(reference, [files[image_id] for image_id in validation_ids])
     model = convert(network, card)
     logit_threshold = float(np.log(card.threshold / (1 - card.threshold)))
     fp32 = ov.Core().compile_model(model, "CPU", COMPILE_OPTIONS)
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         if not parity.passed:
             print(f"quantise: int8 {card.name} is outside the accuracy limit; nothing was kept")
             return 2
-        test_image = load_pair(args.data, read_split(args.data, "test120")[0])[0]
+        test_image = next(split_pairs(args.data)).image
         batch = np.asarray(reference.preprocess(test_image))
         speeds = {
             "torch": median_ms(reference.backend, batch),
