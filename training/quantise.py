@@ -10,7 +10,8 @@ Post-training quantisation with NNCF of the model's OpenVINO conversion:
    masks on the held-out validation tenth of the training ids agree with the fp32 model's within
    ``VALIDATION_MAX_DROP`` (mean mask Dice).
 3. Parity on the test split (``training.parity``): mean mask agreement with the torch fp32
-   reference and test Dice within the project's limits. Only then are ``models/NAME.int8.xml``
+   reference and test Dice within the project's limits; and speed: at least ``MIN_SPEEDUP``
+   faster than the fastest other OpenVINO precision here. Only then are ``models/NAME.int8.xml``
    and ``.bin`` written and the card's ``int8`` record filled; otherwise nothing is kept.
 
 The decoder's concatenations stay in fp32, with the upsampling that feeds them and the layers they
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from polypview.backends import create_backend
+from polypview.backends import create_backend, status
 from polypview.backends.openvino_int8 import OpenVINOInt8Backend
 from polypview.errors import PolypviewError
 from polypview.hardware import cpu_name
@@ -46,6 +47,8 @@ from training.evaluate import PairFiles, list_pairs, load_pairs, split_pairs
 from training.parity import ParityResult, compare
 
 CALIBRATION_IMAGES = 300
+MIN_SPEEDUP = 1.1  # over the fastest other CPU precision, or the int8 model is not worth it
+RIVALS = ("openvino", "openvino-bf16")  # measured beside it, where usable
 VALIDATION_MAX_DROP = 0.005  # mean mask Dice against the fp32 model on the validation ids
 SEED = 0
 
@@ -167,15 +170,23 @@ def run(args: argparse.Namespace, command: str) -> int:
             return 2
         test_image = next(split_pairs(args.data)).image
         batch = np.asarray(reference.preprocess(test_image))
-        speeds = {
-            "torch": median_ms(reference.backend, batch),
-            "openvino": median_ms(create_backend("openvino", network, card), batch),
-            "openvino-int8": median_ms(candidate.backend, batch),
+        rivals = [name for name in RIVALS if status(name).available]
+        speeds = {"torch": median_ms(reference.backend, batch)} | {
+            name: median_ms(create_backend(name, network, card), batch) for name in rivals
         }
+        speeds["openvino-int8"] = median_ms(candidate.backend, batch)
     print(
         f"batch-1 median on {cpu_name()}: "
         + ", ".join(f"{key} {value:.1f} ms" for key, value in speeds.items())
     )
+    fastest = min(rivals, key=speeds.__getitem__)
+    if speeds["openvino-int8"] * MIN_SPEEDUP > speeds[fastest]:
+        # Accuracy control may have put most layers back in fp32: then int8 is int8 in name only.
+        print(
+            f"quantise: int8 {card.name} is not at least {MIN_SPEEDUP}x faster than {fastest} "
+            "here; nothing was kept"
+        )
+        return 2
     installed = save_int8(
         quantised,
         card,
