@@ -51,6 +51,9 @@ class ModelCard:
     notes: str = ""
     int8: dict[str, Any] = field(default_factory=dict)  # the verified int8 CPU model, if any
     parity: dict[str, Any] = field(default_factory=dict)  # backend -> its check on the test split
+    # The frame-level decision (polypview.decision) and its validation figures, from
+    # training.calibrate; empty: any pixel above ``threshold`` makes a polyp frame.
+    decision: dict[str, Any] = field(default_factory=dict)
     folder: Path = field(default=Path("."), compare=False)
 
     @property
@@ -94,11 +97,24 @@ class ModelCard:
             raise ModelError(f"model card {path} has malformed input_size, mean or std") from None
         if len(fields["input_size"]) != 2 or len(fields["mean"]) != 3 or len(fields["std"]) != 3:
             raise ModelError(f"model card {path}: input_size needs 2 values, mean and std 3 each")
+        _check_decision(path, fields.get("decision", {}))
         return cls(**fields, folder=path.parent)
 
     def save(self) -> Path:
         self.card_path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return self.card_path
+
+
+def _check_decision(path: Path, decision: object) -> None:
+    """A card's frame-level decision must build one (``polypview.decision.FrameDecision``)."""
+    if decision == {}:
+        return
+    from polypview.decision import FrameDecision
+
+    try:
+        FrameDecision(float(decision["area_fraction"]), float(decision["threshold"]))
+    except (TypeError, KeyError, ValueError) as error:
+        raise ModelError(f"model card {path} has a malformed decision: {error}") from None
 
 
 def installed_models(folder: Path | None = None) -> list[ModelCard]:

@@ -19,7 +19,8 @@ class Segmentation:
     """
 
     probability_map: np.ndarray  # float32 in [0, 1], at the frame's size or the model's
-    mask: np.ndarray  # H x W uint8, 255 where polyp, 0 elsewhere
+    mask: np.ndarray  # H x W uint8, 255 where polyp, 0 elsewhere; empty when the frame has none
+    score: float = 0.0  # how sure the model is that the frame holds a polyp (polypview.decision)
     _probability: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -36,4 +37,5 @@ class Segmentation:
 
     @property
     def has_polyp(self) -> bool:
+        """The frame-level decision: the segmenter clears the mask of a frame it rules out."""
         return bool(self.mask.any())

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from polypview.backends import Backend, create_backend
+from polypview.decision import FrameDecision
 from polypview.framepath import (
     NoTimer,
     StageTimer,
@@ -43,6 +44,7 @@ class Segmenter:
         self.backend = backend
         self.threshold = card.threshold if threshold is None else threshold
         self.min_area_fraction = min_area_fraction
+        self.decision = FrameDecision.from_card(card.decision, card.threshold)
         self.path = frame_path_for(backend, card)
 
     @classmethod
@@ -72,8 +74,16 @@ class Segmenter:
     def mask_from(self, probability: np.ndarray) -> np.ndarray:
         """The mask for a probability map at frame size: threshold, then the small-blob filter.
 
-        Also for maps combined outside (flip averaging, smoothing over frames)."""
+        Also for maps combined outside (flip averaging); ``decide`` then rules on the frame."""
         return self._without_small_blobs(threshold_mask(probability, self.threshold))
+
+    def decide(self, segmentation: Segmentation) -> Segmentation:
+        """The frame's score, and its mask cleared if the frame-level decision rules it out."""
+        score = self.decision.score(segmentation.probability_map)
+        mask = segmentation.mask
+        if not self.decision.holds_polyp(score) and mask.any():
+            mask = np.zeros_like(mask)
+        return replace(segmentation, mask=mask, score=score)
 
     def _without_small_blobs(self, mask: np.ndarray) -> np.ndarray:
         if self.min_area_fraction > 0:
@@ -103,7 +113,7 @@ class Segmenter:
             timer.lap("download")
         if self.min_area_fraction > 0:
             segmentation = replace(segmentation, mask=self._without_small_blobs(segmentation.mask))
-        return segmentation
+        return self.decide(segmentation)
 
     def stage_timer(self) -> StageTimer:
         """A timer whose laps wait for this segmenter's device."""

@@ -222,7 +222,9 @@ class SmoothedSegmenter:
 
     def __call__(self, frame: np.ndarray) -> Segmentation:
         probability = self.smoother.smooth(self.segmenter(frame).probability)
-        return Segmentation(probability, self.segmenter.mask_from(probability))
+        return self.segmenter.decide(
+            Segmentation(probability, self.segmenter.mask_from(probability))
+        )
 
 
 def _regions(

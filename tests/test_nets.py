@@ -32,7 +32,12 @@ def seeded_model(name: str) -> nn.Module:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("unet", 1_944_049), ("resunet", 8_223_809), ("resunetpp", 4_062_993)],
+    [
+        ("unet", 1_944_049),
+        ("resunet", 8_223_809),
+        ("resunetpp", 4_062_993),
+        ("lite-unet", 5_191_073),
+    ],
 )
 def test_parameter_count(name: str, expected: int) -> None:
     assert parameter_count(create_model(name)) == expected
@@ -81,7 +86,7 @@ def test_unknown_name_lists_the_choices() -> None:
     expected = f"unknown model 'foo'; choose one of: {', '.join(model_names())}"
     with pytest.raises(ModelError, match=re.escape(expected)):
         create_model("foo")
-    assert model_names() == ["resunet", "resunetpp", "unet"]
+    assert model_names() == ["lite-unet", "resunet", "resunetpp", "unet"]
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -20,7 +20,7 @@ from polypview.nets import create_model
 from training.data import load_cached, resolve_dataset
 from training.export import export_checkpoint
 from training.metrics import batch_counts, dice_from_counts
-from training.train import dice_bce_loss, main
+from training.train import build_network, dice_bce_loss, main, parse_args
 from training.transforms import normalise
 
 SIZE = 32
@@ -144,3 +144,63 @@ def test_two_gloo_processes_under_torchrun_finish(dataset: Path, tmp_path: Path)
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").open()]
     assert [record["epoch"] for record in records] == [0, 1]  # only rank 0 logs
+
+
+def write_polyp_free_dataset(root: Path, count: int = 6) -> Path:
+    """'Mucosa' without a disc and all-zero masks, split into train and val halves."""
+    rng = np.random.default_rng(1)
+    for folder in ("images", "masks", "splits"):
+        (root / folder).mkdir(parents=True)
+    ids = [f"clean{index:02d}" for index in range(count)]
+    for image_id in ids:
+        image = rng.normal((90, 100, 170), 12, (48, 64, 3)).clip(0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"{image_id}.jpg"), image)
+        cv2.imwrite(str(root / "masks" / f"{image_id}.png"), np.zeros((48, 64), np.uint8))
+    (root / "splits" / "train.txt").write_text("\n".join(ids[: count // 2]) + "\n")
+    (root / "splits" / "val.txt").write_text("\n".join(ids[count // 2 :]) + "\n")
+    return root
+
+
+def test_extra_datasets_and_background_crops_join_training_and_validation(
+    dataset: Path, tmp_path: Path
+) -> None:
+    negatives = write_polyp_free_dataset(tmp_path / "clean")
+    run = tmp_path / "mixed"
+    summary = main(
+        train_args(
+            dataset, run, "--epochs", "1", "--extra", f"{negatives}:train:val",
+            "--background-crops", "4",
+        )
+    )  # fmt: skip
+    state = torch.load(run / "last.pt", weights_only=True)
+    # 8 train ids, a quarter held out: 6 + 3 clean frames + up to 4 crops.
+    assert 9 < state["train_images"] <= 13
+    assert state["validation_images"] == 2 + 3
+    assert state["config"]["extra"] == [f"{negatives}:train:val"]
+    record = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert 0 <= record["val_flagged"] <= 1  # three polyp-free validation frames were judged
+    assert summary["best_val_score"] == pytest.approx(record["val_dice"] - record["val_flagged"])
+
+
+def test_init_continues_from_installed_weights(dataset: Path, tmp_path: Path) -> None:
+    main(train_args(dataset, tmp_path / "first", "--epochs", "1"))
+    card = export_checkpoint(tmp_path / "first" / "best.pt", "first", tmp_path / "models")
+    args = parse_args(train_args(dataset, tmp_path / "second", "--init", str(card.weights_path)))
+    started = build_network(args).state_dict()
+    exported = load_network(card).state_dict()
+    assert all(torch.equal(started[k], exported[k]) for k in exported)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pretrained"], "ImageNet weights for lite-unet only"),
+        (["--init", "missing.safetensors"], "--init"),
+    ],
+)
+def test_bad_starting_weights_are_one_line(
+    dataset: Path, tmp_path: Path, extra: list[str], message: str, capsys
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(train_args(dataset, tmp_path / "run", "--epochs", "1", *extra))
+    assert message in str(stop.value)

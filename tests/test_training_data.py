@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import load_cached, resolve_dataset, validation_split
+import random
+
+from training.data import (
+    MIN_CROP_FRACTION,
+    DatasetSpec,
+    background_square,
+    load_cached,
+    resolve_dataset,
+    validation_split,
+)
 
 SIZE = (24, 32)
 
@@ -179,3 +188,37 @@ def test_normalise_uses_per_channel_mean_and_std() -> None:
     images = torch.full((1, 3, 2, 2), 0.5)
     normalised = transforms.normalise(images, (0.5, 0.25, 0.0), (1.0, 0.5, 0.25))
     assert normalised[0, :, 0, 0].tolist() == [0.0, 0.5, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("data/polypgen:train", DatasetSpec(Path("data/polypgen"), "train")),
+        ("data/polypgen:train:val", DatasetSpec(Path("data/polypgen"), "train", "val")),
+    ],
+)
+def test_dataset_specs_read_and_write_back(text: str, expected: DatasetSpec) -> None:
+    assert DatasetSpec.parse(text) == expected
+    assert DatasetSpec.parse(expected.text()) == expected
+
+
+@pytest.mark.parametrize("text", ["data/polypgen", "data/polypgen:", ":train", "a:b:c:d"])
+def test_a_malformed_dataset_spec_says_what_it_expects(text: str) -> None:
+    with pytest.raises(ValueError, match="PATH:TRAIN_SPLIT"):
+        DatasetSpec.parse(text)
+
+
+def test_a_background_square_never_touches_the_polyp() -> None:
+    mask = np.zeros((300, 400), bool)
+    mask[100:220, 150:260] = True
+    for seed in range(20):
+        x, y, side = background_square(mask, random.Random(seed))
+        assert side >= MIN_CROP_FRACTION * 300
+        assert 0 <= x and x + side <= 400 and 0 <= y and y + side <= 300
+        assert not mask[y : y + side, x : x + side].any()
+
+
+def test_a_polyp_filling_the_frame_leaves_no_background() -> None:
+    mask = np.ones((100, 100), bool)
+    mask[:10, :10] = False
+    assert background_square(mask, random.Random(0)) is None

@@ -70,6 +70,36 @@ class CachedSplit:
         return TensorDataset(images, torch.from_numpy(self.masks)[:, None])
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One training dataset: a folder, its training split and where its validation comes from.
+
+    Written ``PATH:TRAIN`` (validation is a fixed-seed fraction of TRAIN) or ``PATH:TRAIN:VAL``
+    (the dataset's own validation split), as ``training.train --extra`` takes it.
+    """
+
+    root: Path
+    train_split: str
+    validation_split: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        path, _, splits = text.partition(":") if ":" in text else (text, "", "")
+        names = [name for name in splits.split(":") if name] if splits else []
+        if not path or not 1 <= len(names) <= 2:
+            raise ValueError(f"expected PATH:TRAIN_SPLIT[:VALIDATION_SPLIT], got {text!r}")
+        return cls(Path(path), names[0], names[1] if len(names) == 2 else None)
+
+    def text(self) -> str:
+        """The spec as ``parse`` reads it back."""
+        splits = [self.train_split, *([self.validation_split] if self.validation_split else [])]
+        return ":".join([str(self.root), *splits])
+
+    def __str__(self) -> str:
+        splits = [self.train_split, *([self.validation_split] if self.validation_split else [])]
+        return ":".join([self.root.name, *splits])
+
+
 def read_split(root: Path | str, name_or_path: str | Path) -> list[str]:
     """Image ids of a split: a name such as ``"test120"`` (``splits/<name>.txt``) or a file path."""
     split_file = Path(name_or_path)
@@ -154,6 +184,88 @@ def load_cached(
             raise
     os.replace(tmp.name, cache_file)
     return split
+
+
+def load_background_crops(
+    root: Path | str,
+    ids: Iterable[str],
+    size: tuple[int, int],
+    cache_dir: Path | str,
+    seed: int = 0,
+) -> CachedSplit:
+    """Polyp-free crops of polyp images: for each id, one square that holds no polyp pixel.
+
+    Negatives from the same scopes and hospitals as the positives, so that the network learns
+    "no polyp here" on the textures it otherwise only sees beside a polyp. Ids where no square
+    of at least ``MIN_CROP_FRACTION`` of the short side is clean give none. Cached like
+    ``load_cached``; the masks are all zero.
+    """
+    root = Path(root)
+    ids = sorted(set(ids))
+    key = _cache_key(root, [f"crops-{seed}", *ids], size)
+    cache_file = Path(cache_dir) / f"{root.name}-crops-{size[0]}x{size[1]}-{key}.npz"
+    if cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as cached:
+            return CachedSplit(cached["images"], cached["masks"], list(cached["ids"]))
+    pairs = pair_files(root)
+
+    def crop(image_id: str) -> np.ndarray | None:
+        image, mask = read_pair(*pairs[image_id])
+        rng = random.Random(f"{seed}-{image_id}")
+        square = background_square(mask, rng)
+        if square is None:
+            return None
+        x, y, side = square
+        patch = np.ascontiguousarray(image[y : y + side, x : x + side])
+        return cv2.cvtColor(resize_for_model(patch, size), cv2.COLOR_BGR2RGB)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        crops = list(pool.map(crop, ids))
+    kept = [
+        (image_id, image) for image_id, image in zip(ids, crops, strict=True) if image is not None
+    ]
+    if not kept:
+        raise ValueError(f"no polyp-free square in any of {len(ids)} images of {root}")
+    images = np.stack([image for _, image in kept])
+    split = CachedSplit(
+        images,
+        np.zeros(images.shape[:3], np.uint8),
+        [f"{image_id}-background" for image_id, _ in kept],
+    )
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache_file.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, images=split.images, masks=split.masks, ids=np.array(split.ids))
+    os.replace(tmp.name, cache_file)
+    return split
+
+
+# A background crop's side is at least this share of the image's short side, so that it still
+# looks like a frame (wall, folds, light) rather than a texture patch.
+MIN_CROP_FRACTION = 0.4
+
+
+def background_square(mask: np.ndarray, rng: random.Random) -> tuple[int, int, int] | None:
+    """(x, y, side) of a large square with no polyp pixel, or None; random among the largest."""
+    height, width = mask.shape
+    integral = cv2.integral(mask.astype(np.uint8))
+    short = min(height, width)
+    for fraction in (0.8, 0.7, 0.6, 0.5, MIN_CROP_FRACTION):
+        side = int(short * fraction)
+        step = max(1, side // 8)
+        ys = np.arange(0, height - side + 1, step)
+        xs = np.arange(0, width - side + 1, step)
+        y0, x0 = np.meshgrid(ys, xs, indexing="ij")
+        inside = (
+            integral[y0 + side, x0 + side]
+            - integral[y0, x0 + side]
+            - integral[y0 + side, x0]
+            + integral[y0, x0]
+        )
+        clean = np.argwhere(inside == 0)
+        if len(clean):
+            row, column = clean[rng.randrange(len(clean))]
+            return int(xs[column]), int(ys[row]), side
+    return None
 
 
 def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from polypview.backends import backend_names
 from polypview.errors import OutputError, PolypviewError
+from polypview.segmentation import Segmentation
 from polypview.segmenter import Segmenter, resize_for_model
 from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
@@ -123,13 +124,15 @@ def split_pairs(root: Path | str, split: str | Path | None = DEFAULT_SPLIT) -> I
 
 
 def predict(segmenter: Segmenter, frame: np.ndarray, tta: bool = False) -> np.ndarray:
-    """The bool mask the app shows; with ``tta``, from the probability averaged over flips."""
+    """The bool mask the app shows (empty where the frame-level decision finds no polyp); with
+    ``tta``, from the probability averaged over flips."""
     if not tta:
         return segmenter(frame).mask > 0
     probability = np.mean(
         [_flip(segmenter(_flip(frame, code)).probability, code) for code in FLIPS], axis=0
     )
-    return segmenter.mask_from(probability) > 0
+    averaged = Segmentation(probability, segmenter.mask_from(probability))
+    return segmenter.decide(averaged).mask > 0
 
 
 def score_images(
@@ -237,11 +240,15 @@ def run(args: argparse.Namespace) -> None:
     pairs = itertools.islice(pairs, total)
     segmenter = Segmenter.open(args.model, args.backend, threshold=args.threshold)
     counts, seconds, worst = [], 0.0, []
+    # Frame level: [polyp frames, of them missed, polyp-free frames, of them flagged].
+    frames = np.zeros(4, np.int64)
     bar = tqdm(pairs, total=total, unit="image", file=sys.stderr, disable=None)
     with bar:
         for index, scored in enumerate(score_images(segmenter, bar, args.tta)):
             counts.append(scored.counts)
             seconds += scored.seconds
+            has_polyp, found = bool(scored.pair.truth.any()), bool(scored.prediction.any())
+            frames += (has_polyp, has_polyp and not found, not has_polyp, found and not has_polyp)
             # Keep the lowest Dice: push each, drop the best kept; earlier images win ties.
             heapq.heappush(worst, (-float(dice_from_counts(scored.counts)), -index, scored))
             if len(worst) > WORST_COUNT:
@@ -261,6 +268,11 @@ def run(args: argparse.Namespace) -> None:
         "split": Path(split).stem if split else "all",
         "tta": args.tta,
         "threshold": segmenter.threshold,
+        **frame_decisions(*frames),
+        "decision": {
+            "area_fraction": segmenter.decision.area_fraction,
+            "threshold": segmenter.decision.threshold,
+        },
     }
     print(
         f"{report['model']} on {report['split']} ({result.images} images), {report['backend']} "
@@ -269,12 +281,35 @@ def run(args: argparse.Namespace) -> None:
     )
     for name in SCORE_NAMES:
         print(f"  {LABELS[name]:<10} {report[name]:.4f}")
+    print(
+        "frames (the app's polyp / no-polyp decision): "
+        + "; ".join(
+            f"{report[share]:.1%} of {report[count]} {label}"
+            for share, count, label in (
+                ("frames_missed", "polyp_frames", "polyp frames missed"),
+                ("frames_flagged", "polyp_free_frames", "polyp-free frames flagged"),
+            )
+            if report[count]
+        )
+    )
     print("published on Kvasir-SEG, for comparison:")
     for source, figures in REFERENCE_FIGURES.items():
         print(f"  {source}: " + ", ".join(f"{LABELS[k]} {v:.4f}" for k, v in figures.items()))
     print(f"worst {len(cases)} by Dice: {worst_path}")
     if args.json:
         print(json.dumps(report))
+
+
+def frame_decisions(polyp: int, missed: int, polyp_free: int, flagged: int) -> dict:
+    """Shares of polyp frames the app misses and polyp-free frames it flags (None: no such frame).
+
+    Per-image Dice on a polyp-free frame is all-or-nothing, so these say what Dice cannot."""
+    return {
+        "polyp_frames": int(polyp),
+        "frames_missed": round(missed / polyp, 4) if polyp else None,
+        "polyp_free_frames": int(polyp_free),
+        "frames_flagged": round(flagged / polyp_free, 4) if polyp_free else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

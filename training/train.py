@@ -5,11 +5,24 @@ One process (the CPU, or one GPU):
 Several GPUs on one machine (DDP; gloo instead of NCCL on CPUs):
     torchrun --nproc_per_node 4 -m training.train --model resunetpp --out runs/resunetpp
 
-The recipe: Dice + BCE loss, AdamW, linear warm-up then cosine decay, gradient clipping, mixed
-precision (bf16 where the device computes it natively, else fp16 with loss scaling on CUDA) and
-channels_last on CUDA, early stopping on validation Dice, a checkpoint every epoch (`--resume`),
-and seeds that make a run and its resumption identical. Validation uses a fixed-seed tenth of the
-training ids; the test ids are touched only by the final evaluation.
+Production weights (several datasets, polyp-free frames among them, ImageNet encoder):
+    python -m training.train --model lite-unet --pretrained \
+        --extra ../shared/data/polypgen:train:val \
+        --extra ../shared/data/polypgen-negative:train:val \
+        --background-crops 400 --time-budget 70 --export lite-unet --calibrate
+
+The recipe: Dice + BCE loss (or PraNet's structure loss), AdamW, linear warm-up then cosine decay,
+gradient clipping, mixed precision (bf16 where the device computes it natively, else fp16 with
+loss scaling on CUDA) and channels_last (faster on both, docs/training.md), model selection on
+validation, a checkpoint every epoch (`--resume`), and seeds that make a run and its resumption
+identical. Validation is a fixed-seed tenth of the main dataset's training ids plus each extra
+dataset's own validation split; test ids are touched only by the final evaluation. Polyp-free
+frames (an extra dataset with empty masks, and `--background-crops` cut from polyp images) train
+the network to leave a clean frame clean: on them the loss's soft Dice term is 1 / (1 + predicted
+area), so any mask costs.
+
+Selection score: mean Dice over validation frames that hold a polyp, less the share of
+polyp-free validation frames on which the mask covers at least FLAG_AREA of the frame.
 """
 
 from __future__ import annotations
@@ -32,16 +45,26 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
-from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
-from polypview.nets import create_model, model_names
-from training.data import DEFAULT_ROOT, load_cached, resolve_dataset, validation_split
+from polypview.nets import create_model, input_normalisation, model_names
+from training.data import (
+    DEFAULT_ROOT,
+    CachedSplit,
+    DatasetSpec,
+    load_background_crops,
+    load_cached,
+    resolve_dataset,
+    validation_split,
+)
 from training.distributed import Distributed, setup, teardown
 from training.metrics import batch_counts, dice_from_counts
-from training.transforms import normalise, train_augmentation
+from training.transforms import AUGMENTATIONS, normalise
 
-CHECKPOINT_VERSION = 1
+# A polyp-free validation frame counts as flagged when its mask covers this share of it.
+FLAG_AREA = 0.005
+
+CHECKPOINT_VERSION = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +74,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-split", default="train880", help="id list name or file")
     parser.add_argument("--test-split", default="test120", help="scored once, at the end")
     parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--extra",
+        type=DatasetSpec.parse,
+        action="append",
+        default=[],
+        metavar="PATH:TRAIN[:VAL]",
+        help="another dataset to train on (repeatable); validation from its VAL split",
+    )
+    parser.add_argument(
+        "--background-crops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="polyp-free crops cut from up to N training images with polyps, as negatives",
+    )
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="start lite-unet's encoder from ImageNet (training.pretrained)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL.safetensors",
+        help="start from these weights (an installed model), with a fresh warm-up: a warm restart",
+    )
+    parser.add_argument(
+        "--encoder-lr-scale",
+        type=float,
+        default=0.3,
+        help="the pretrained encoder's learning rate as a share of --lr",
+    )
+    parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="strong")
+    parser.add_argument("--loss", choices=["dice-bce", "structure"], default="dice-bce")
     parser.add_argument("--size", type=int, default=256, help="square input size")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16, help="per process")
@@ -75,6 +132,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--export", metavar="NAME", help="write models/NAME.* at the end")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--status", default="interim", choices=["interim", "production"])
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --export: choose the frame-level decision on validation (training.calibrate)",
+    )
     args = parser.parse_args(argv)
     args.out = args.out or Path("runs") / args.model
     return args
@@ -92,6 +154,22 @@ def dice_bce_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     total = probabilities.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))
     dice = (2 * overlap + 1) / (total + 1)
     return bce + (1 - dice).mean()
+
+
+def structure_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """PraNet's loss (Fan et al. 2020): BCE and soft IoU, both weighted up near the boundary."""
+    logits = logits.float()
+    weight = 1 + 5 * torch.abs(F.avg_pool2d(masks, 31, stride=1, padding=15) - masks)
+    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+    bce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
+    probabilities = torch.sigmoid(logits)
+    overlap = (probabilities * masks * weight).sum(dim=(2, 3))
+    union = ((probabilities + masks) * weight).sum(dim=(2, 3))
+    iou = 1 - (overlap + 1) / (union - overlap + 1)
+    return (bce + iou).mean()
+
+
+LOSSES = {"dice-bce": dice_bce_loss, "structure": structure_loss}
 
 
 @dataclass
@@ -138,12 +216,96 @@ class Data:
 
 
 def load_data(args: argparse.Namespace) -> Data:
-    ids = resolve_dataset(args.data, args.train_split)
-    train_ids, validation_ids = validation_split(ids, args.val_fraction, args.seed)
+    """The main dataset (validation: a held-out fraction) and every extra, as one set each."""
     size = (args.size, args.size)
-    train = load_cached(args.data, train_ids, size, args.cache_dir)
-    validation = load_cached(args.data, validation_ids, size, args.cache_dir)
-    return Data(train.to_dataset(), validation.to_dataset(), train_ids, validation_ids)
+    train_parts: list[CachedSplit] = []
+    validation_parts: list[CachedSplit] = []
+    polyp_sources: list[tuple[Path, list[str]]] = []
+    for spec in [DatasetSpec(args.data, args.train_split), *args.extra]:
+        ids = resolve_dataset(spec.root, spec.train_split)
+        if spec.validation_split is None:
+            train_ids, validation_ids = validation_split(ids, args.val_fraction, args.seed)
+        else:
+            train_ids, validation_ids = ids, resolve_dataset(spec.root, spec.validation_split)
+        train = load_cached(spec.root, train_ids, size, args.cache_dir)
+        train_parts.append(train)
+        validation_parts.append(load_cached(spec.root, validation_ids, size, args.cache_dir))
+        with_polyp = [i for i, mask in zip(train.ids, train.masks, strict=True) if mask.any()]
+        polyp_sources.append((spec.root, with_polyp))
+    if args.background_crops:
+        train_parts += background_crops(polyp_sources, args.background_crops, size, args)
+    train, validation = concatenate(train_parts), concatenate(validation_parts)
+    return Data(train.to_dataset(), validation.to_dataset(), train.ids, validation.ids)
+
+
+def background_crops(
+    sources: list[tuple[Path, list[str]]], count: int, size: tuple[int, int], args
+) -> list[CachedSplit]:
+    """Crops from ``count`` polyp images drawn at random across ``sources``, in proportion."""
+    pool = [(root, image_id) for root, ids in sources for image_id in ids]
+    rng = np.random.default_rng(args.seed)
+    chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    crops = []
+    for root, _ in sources:
+        ids = [pool[index][1] for index in chosen if pool[index][0] == root]
+        if ids:
+            crops.append(load_background_crops(root, ids, size, args.cache_dir, args.seed))
+    return crops
+
+
+def concatenate(parts: list[CachedSplit]) -> CachedSplit:
+    if len(parts) == 1:
+        return parts[0]
+    return CachedSplit(
+        np.concatenate([part.images for part in parts]),
+        np.concatenate([part.masks for part in parts]),
+        [image_id for part in parts for image_id in part.ids],
+    )
+
+
+# --- the network ------------------------------------------------------------------------------
+
+
+def build_network(args: argparse.Namespace) -> nn.Module:
+    """The registered network, from ImageNet (``--pretrained``) or installed weights
+    (``--init``)."""
+    network = create_model(args.model)
+    if args.pretrained:
+        if not hasattr(network, "encoder") or args.model != "lite-unet":
+            sys.exit(
+                f"train: --pretrained has ImageNet weights for lite-unet only, not {args.model}"
+            )
+        from training.pretrained import PretrainedError, load_imagenet_encoder
+
+        try:
+            load_imagenet_encoder(network.encoder)
+        except PretrainedError as error:
+            sys.exit(f"train: {error}")
+    if args.init:
+        from polypview.errors import ModelError
+        from polypview.modelfile import find_model, load_network
+
+        try:
+            card = find_model(str(args.init))
+            if card.architecture != args.model:
+                sys.exit(f"train: --init {args.init} holds a {card.architecture}, not {args.model}")
+            network.load_state_dict(load_network(card).state_dict())
+        except ModelError as error:
+            sys.exit(f"train: --init: {error}")
+    return network
+
+
+def optimiser_groups(network: nn.Module, args: argparse.Namespace) -> list[dict]:
+    """One group, or two when a pretrained encoder learns slower than the fresh decoder."""
+    if not args.pretrained:
+        return [{"params": list(network.parameters())}]
+    encoder = list(network.encoder.parameters())
+    known = {id(parameter) for parameter in encoder}
+    rest = [parameter for parameter in network.parameters() if id(parameter) not in known]
+    return [
+        {"params": encoder, "lr": args.lr * args.encoder_lr_scale},
+        {"params": rest, "lr": args.lr},
+    ]
 
 
 # --- one epoch ------------------------------------------------------------------------------
@@ -159,6 +321,7 @@ class Run:
     scaler: torch.amp.GradScaler
     epoch: int = 0
     step: int = 0
+    best_score: float = -math.inf
     best_dice: float = -1.0
     best_epoch: int = -1
     minutes: float = 0.0  # training time so far, over resumptions
@@ -170,7 +333,7 @@ def to_device(
     """uint8 batches cross to the device as they are (4x cheaper than float), then convert."""
     images = images.to(device, non_blocking=True).float().div_(255)
     masks = masks.to(device, non_blocking=True).float()
-    return images, masks
+    return images.contiguous(memory_format=torch.channels_last), masks
 
 
 def train_one_epoch(
@@ -189,12 +352,11 @@ def train_one_epoch(
     )
     for images, masks in bar:
         images, masks = augment(*to_device(images, masks, device))
-        images = normalise(images, IMAGENET_MEAN, IMAGENET_STD)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = normalise(images, *input_normalisation(args.model))
+        images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = run.network(images)
-        loss = dice_bce_loss(logits, masks)
+        loss = LOSSES[args.loss](logits, masks)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
@@ -211,26 +373,47 @@ def train_one_epoch(
     return (mean[0] / mean[1].clamp(min=1)).item()
 
 
+@dataclass(frozen=True)
+class Validation:
+    dice: float  # mean per-image Dice over frames with a polyp
+    flagged: float  # share of polyp-free frames with a mask of at least FLAG_AREA (0 if none)
+
+    @property
+    def score(self) -> float:
+        """The model-selection signal: find polyps, and leave polyp-free frames clean."""
+        return self.dice - self.flagged
+
+
 @torch.no_grad()
 def validate(
     network: nn.Module,
     loader: DataLoader,
     distributed: Distributed,
     dtype: torch.dtype | None,
-) -> float:
-    """Mean per-image Dice at the network's size: the model-selection signal."""
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
+) -> Validation:
+    """Dice on polyp frames and false alarms on polyp-free ones, at the network's size."""
     network.eval()
     device = distributed.device
-    total = torch.zeros(2, device=device)
+    # Dice sum, polyp frames, flagged polyp-free frames, polyp-free frames.
+    total = torch.zeros(4, device=device, dtype=torch.float64)
     for images, masks in loader:
         images, masks = to_device(images, masks, device)
-        images = normalise(images, IMAGENET_MEAN, IMAGENET_STD)
+        images = normalise(images, *normalisation)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = network(images)
-        dice = dice_from_counts(batch_counts(logits.float() > 0, masks > 0.5))
-        total += torch.stack([dice.sum(), torch.tensor(float(len(dice)), device=device)])
+        counts = batch_counts(logits.float() > 0, masks > 0.5)
+        dice = dice_from_counts(counts)
+        has_polyp = masks.flatten(1).amax(1) > 0.5
+        area = (counts[:, 0] + counts[:, 1]).double() / masks[0].numel()
+        flagged = ~has_polyp & (area >= FLAG_AREA)
+        total += torch.stack(
+            [dice[has_polyp].sum(), has_polyp.sum(), flagged.sum(), (~has_polyp).sum()]
+        ).double()
     total = distributed.sum(total)
-    return (total[0] / total[1]).item()
+    return Validation(
+        (total[0] / total[1].clamp(min=1)).item(), (total[2] / total[3].clamp(min=1)).item()
+    )
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -251,13 +434,11 @@ def save_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
         "scaler": run.scaler.state_dict(),
         "epoch": run.epoch,
         "step": run.step,
+        "best_score": run.best_score,
         "best_dice": run.best_dice,
         "best_epoch": run.best_epoch,
         "minutes": run.minutes,
-        "config": {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in vars(args).items()
-        },
+        "config": {key: plain(value) for key, value in vars(args).items()},
         "command": args.command,
         "device": args.device_name,
         "train_images": args.train_images,
@@ -266,6 +447,17 @@ def save_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
     staging = path.with_suffix(".tmp")
     torch.save(state, staging)
     staging.replace(path)
+
+
+def plain(value: object) -> object:
+    """A config value as the checkpoint stores it: only what ``weights_only`` loading reads."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, DatasetSpec):
+        return value.text()
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
 
 
 def load_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
@@ -277,7 +469,8 @@ def load_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     run.epoch, run.step = state["epoch"], state["step"]
-    run.best_dice, run.best_epoch = state["best_dice"], state["best_epoch"]
+    run.best_score, run.best_dice = state["best_score"], state["best_dice"]
+    run.best_epoch = state["best_epoch"]
     run.minutes = state["minutes"]
 
 
@@ -307,9 +500,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     args.train_images, args.validation_images = len(data.train_ids), len(data.validation_ids)
     args.device_name = device_name(device)
 
-    network = create_model(args.model).to(device)
-    if device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
+    network = build_network(args).to(device, memory_format=torch.channels_last)
+    parameter_groups = optimiser_groups(network, args)
     if distributed.enabled:
         if args.sync_bn:
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
@@ -341,7 +533,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         ),
     )
     steps_per_epoch = max(1, len(loader))
-    optimizer = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups, lr=args.lr, weight_decay=args.weight_decay)
     schedule = WarmupCosine(
         round(args.warmup_epochs * steps_per_epoch),
         args.epochs * steps_per_epoch,
@@ -366,7 +558,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         load_checkpoint(run, last, args)
     elif distributed.is_main:
         log_path.unlink(missing_ok=True)
-    augment = train_augmentation().to(device)
+    augment = AUGMENTATIONS[args.augment]().to(device)
 
     epoch_seconds = 0.0
     while run.epoch < args.epochs:
@@ -374,10 +566,13 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
         sampler.set_epoch(run.epoch)
         loss = train_one_epoch(run, loader, augment, args, distributed, dtype)
-        dice = validate(run.network, validation_loader, distributed, dtype)
-        improved = dice > run.best_dice
+        validation = validate(
+            run.network, validation_loader, distributed, dtype, input_normalisation(args.model)
+        )
+        improved = validation.score > run.best_score
         if improved:
-            run.best_dice, run.best_epoch = dice, run.epoch
+            run.best_score, run.best_dice = validation.score, validation.dice
+            run.best_epoch = run.epoch
         run.epoch += 1
         epoch_seconds = time.monotonic() - epoch_started
         run.minutes += epoch_seconds / 60
@@ -386,14 +581,16 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 "epoch": run.epoch - 1,
                 "step": run.step,
                 "loss": round(loss, 5),
-                "val_dice": round(dice, 5),
+                "val_dice": round(validation.dice, 5),
+                "val_flagged": round(validation.flagged, 5),
                 "lr": run.scheduler.get_last_lr()[0],
                 "seconds": round(epoch_seconds, 1),
             }
             with log_path.open("a") as log:
                 log.write(json.dumps(record) + "\n")
             print(
-                f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice {dice:.4f}"
+                f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice "
+                f"{validation.dice:.4f}, polyp-free flagged {validation.flagged:.3f}"
                 f"{' (best)' if improved else ''}, {epoch_seconds:.0f} s",
                 flush=True,
             )
@@ -430,6 +627,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         "steps": run.step,
         "best_epoch": run.best_epoch,
         "best_val_dice": round(run.best_dice, 5),
+        "best_val_score": round(run.best_score, 5),
         "minutes": round(run.minutes, 1),
     }
     if distributed.is_main:
@@ -438,7 +636,9 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         if args.export:
             from training.export import export_checkpoint
 
-            card = export_checkpoint(best, args.export, args.models_dir, args.status)
+            card = export_checkpoint(
+                best, args.export, args.models_dir, args.status, calibrate=args.calibrate
+            )
             print(f"exported {card.card_path}: {json.dumps(card.metrics)}", flush=True)
     return summary
 
@@ -461,7 +661,7 @@ def plot_curves(log_path: Path, png: Path) -> None:
     for axis, key, title in zip(
         axes,
         ("loss", "val_dice", "lr"),
-        ("training loss (Dice + BCE)", "validation Dice", "lr"),
+        ("training loss", "validation Dice (polyp frames)", "lr"),
         strict=True,
     ):
         axis.plot(epochs, [record[key] for record in records])
@@ -478,14 +678,14 @@ def device_name(device: torch.device) -> str:
     return cpu_name()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     args.world_size = int(os.environ.get("WORLD_SIZE", "1"))
     launcher = (
         ["torchrun", f"--nproc_per_node={args.world_size}"] if args.world_size > 1 else ["python"]
     )
     args.command = shlex.join([*launcher, "-m", "training.train", *(argv or sys.argv[1:])])
-    train(args)
+    return train(args)
 
 
 if __name__ == "__main__":

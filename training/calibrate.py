@@ -1,0 +1,202 @@
+"""Choose a model's frame-level decision on validation data and store it in its card.
+
+    python -m training.calibrate --model lite-unet --write [--plot docs/decision-lite-unet.png]
+
+Every validation frame goes through the app's segmenter (the model's own backend, at the frame's
+resolution). Frames with a polyp come from Kvasir-SEG (the fixed-seed tenth of train880 that
+training validates on) and PolypGen's validation split; polyp-free frames from the negative set's
+validation centre, which no model trains on. For each candidate area fraction and score threshold
+(``polypview.decision``) the share of polyp-free frames flagged and of polyp frames missed are
+counted: one FROC-style curve per area fraction.
+
+The operating point: among the candidates with both shares within their targets (5% each by
+default), the one with the widest margin to the nearer target, since unseen footage moves both;
+where none meets both, the one that misses fewest polyp frames with false alarms within target;
+failing that too, the one with fewest false alarms. Test splits are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from polypview.backends import backend_names
+from polypview.decision import top_quantiles
+from polypview.errors import PolypviewError
+from polypview.segmenter import Segmenter
+from training.data import DEFAULT_ROOT, DatasetSpec, resolve_dataset, validation_split
+from training.evaluate import PairFiles, list_pairs, load_pairs
+
+SHARED = DEFAULT_ROOT.parent
+DEFAULT_POLYP = (f"{DEFAULT_ROOT}:train880", f"{SHARED / 'polypgen'}:train:val")
+DEFAULT_NEGATIVE = (f"{SHARED / 'polypgen-negative'}:train:val",)
+AREA_FRACTIONS = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
+THRESHOLDS = tuple(np.round(np.arange(0.50, 0.995, 0.01), 2))
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    area_fraction: float
+    threshold: float
+    frames_flagged: float  # share of polyp-free validation frames called polyp
+    frames_missed: float  # share of polyp validation frames called polyp-free
+
+
+def validation_files(spec: DatasetSpec, seed: int = 0) -> list[PairFiles]:
+    """The validation frames of a dataset, exactly as ``training.train`` holds them out."""
+    if spec.validation_split is not None:
+        return list_pairs(spec.root, spec.validation_split)
+    _, ids = validation_split(resolve_dataset(spec.root, spec.train_split), 0.1, seed)
+    wanted = set(ids)
+    return [files for files in list_pairs(spec.root, spec.train_split) if files.image_id in wanted]
+
+
+def frame_scores(segmenter: Segmenter, files: list[PairFiles], label: str) -> np.ndarray:
+    """``[frames, area fractions]`` scores, each frame through the app's segmenter."""
+    rows = []
+    for pair in tqdm(load_pairs(files), total=len(files), desc=label, disable=None, leave=False):
+        probability = segmenter(pair.image).probability_map
+        rows.append(top_quantiles(probability, list(AREA_FRACTIONS)))
+    return np.array(rows)
+
+
+def curve(polyp: np.ndarray, negative: np.ndarray) -> list[OperatingPoint]:
+    """Every candidate (area fraction, threshold) with its two error shares."""
+    points = []
+    for column, area in enumerate(AREA_FRACTIONS):
+        for threshold in THRESHOLDS:
+            points.append(
+                OperatingPoint(
+                    area,
+                    float(threshold),
+                    float(np.mean(negative[:, column] >= threshold)),
+                    float(np.mean(polyp[:, column] < threshold)),
+                )
+            )
+    return points
+
+
+def choose(points: list[OperatingPoint], max_flagged: float, max_missed: float) -> OperatingPoint:
+    """The operating point by the rule in this module's docstring."""
+    both = [p for p in points if p.frames_flagged <= max_flagged and p.frames_missed <= max_missed]
+    if both:
+        return max(
+            both,
+            key=lambda p: (
+                min(max_flagged - p.frames_flagged, max_missed - p.frames_missed),
+                -p.threshold,
+            ),
+        )
+    quiet = [p for p in points if p.frames_flagged <= max_flagged]
+    if quiet:
+        return min(quiet, key=lambda p: (p.frames_missed, p.frames_flagged))
+    return min(points, key=lambda p: (p.frames_flagged, p.frames_missed))
+
+
+def plot(points: list[OperatingPoint], chosen: OperatingPoint, title: str, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axis = pyplot.subplots(figsize=(6, 4.2), layout="constrained")
+    for area in AREA_FRACTIONS:
+        line = sorted((p for p in points if p.area_fraction == area), key=lambda p: p.threshold)
+        axis.plot(
+            [p.frames_flagged for p in line],
+            [1 - p.frames_missed for p in line],
+            label=f"area >= {area:.2%}" if area else "peak",
+        )
+    axis.plot(chosen.frames_flagged, 1 - chosen.frames_missed, "ko", label="default")
+    axis.axvline(0.05, color="grey", linestyle=":", linewidth=1)
+    axis.axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("polyp-free validation frames flagged")
+    axis.set_ylabel("polyp validation frames found")
+    axis.set_title(title, fontsize=10)
+    axis.set_xlim(0, 0.5)
+    axis.set_ylim(0.5, 1.0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.savefig(png, dpi=110)
+    pyplot.close(figure)
+
+
+def calibrate(args: argparse.Namespace) -> dict:
+    segmenter = Segmenter.open(args.model, args.backend)
+    decision = decide(
+        segmenter, args.polyp, args.negative, args.max_flagged, args.max_missed, args.plot
+    )
+    if args.write:
+        replace(segmenter.card, decision=decision).save()
+    return decision
+
+
+def decide(
+    segmenter: Segmenter,
+    polyp_data: list[str] = list(DEFAULT_POLYP),  # noqa: B006 - never mutated
+    negative_data: list[str] = list(DEFAULT_NEGATIVE),  # noqa: B006
+    max_flagged: float = 0.05,
+    max_missed: float = 0.05,
+    plot_path: Path | None = None,
+) -> dict:
+    """The card's ``decision`` for ``segmenter``'s model, chosen on the validation frames."""
+    card = segmenter.card
+    polyp_specs = [DatasetSpec.parse(text) for text in polyp_data]
+    negative_specs = [DatasetSpec.parse(text) for text in negative_data]
+    polyp = np.concatenate(
+        [frame_scores(segmenter, validation_files(s), str(s)) for s in polyp_specs]
+    )
+    negative = np.concatenate(
+        [frame_scores(segmenter, validation_files(s), str(s)) for s in negative_specs]
+    )
+    points = curve(polyp, negative)
+    chosen = choose(points, max_flagged, max_missed)
+    decision = {
+        "area_fraction": chosen.area_fraction,
+        "threshold": chosen.threshold,
+        "validation": {
+            "frames_flagged": round(chosen.frames_flagged, 4),
+            "frames_missed": round(chosen.frames_missed, 4),
+            "polyp_frames": len(polyp),
+            "polyp_free_frames": len(negative),
+            "polyp_data": [str(s) for s in polyp_specs],
+            "polyp_free_data": [str(s) for s in negative_specs],
+            "backend": f"{segmenter.backend.name} {segmenter.backend.precision}",
+            "weights_sha256": card.sha256,
+        },
+    }
+    if plot_path:
+        plot(points, chosen, f"{card.name}: frame-level decision on validation", plot_path)
+    return decision
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__)
+    parser.add_argument("--model", required=True, help="installed model name or model file path")
+    parser.add_argument("--backend", default="auto", choices=["auto", *backend_names()])
+    parser.add_argument("--polyp", nargs="+", default=list(DEFAULT_POLYP), metavar="PATH:SPLITS")
+    parser.add_argument(
+        "--negative", nargs="+", default=list(DEFAULT_NEGATIVE), metavar="PATH:SPLITS"
+    )
+    parser.add_argument("--max-flagged", type=float, default=0.05)
+    parser.add_argument("--max-missed", type=float, default=0.05)
+    parser.add_argument("--write", action="store_true", help="store the decision in the card")
+    parser.add_argument("--plot", type=Path, help="PNG of the curves and the chosen point")
+    args = parser.parse_args(argv)
+    try:
+        decision = calibrate(args)
+    except (PolypviewError, FileNotFoundError, ValueError) as error:
+        print(f"calibrate: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(decision))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
