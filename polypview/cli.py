@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import platform
+import statistics
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="versions, backends and installed models")
     info.add_argument("--json", action="store_true")
+    info.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="do not time the models here (so no 'fastest'; a few seconds quicker)",
+    )
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     what = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -160,7 +167,41 @@ def model_info(card: ModelCard, choice: tuple[str | None, dict[str, str]]) -> di
     }
 
 
-def collect_info() -> dict:
+# The frame ``info`` times each model on: a common capture size.
+TIMING_FRAME = (480, 640)
+TIMING_RUNS = 5
+
+
+def time_model(card: ModelCard) -> dict:
+    """Median milliseconds per 640x480 frame here, on the backend ``auto`` picks for ``card``."""
+    import numpy
+
+    from polypview.segmenter import Segmenter
+
+    segmenter = Segmenter.open(str(card.weights_path))
+    frame = numpy.random.default_rng(0).integers(0, 256, (*TIMING_FRAME, 3), numpy.uint8)
+    segmenter(frame)  # warm-up: first-call allocation and compilation
+    seconds = []
+    for _ in range(TIMING_RUNS):
+        started = time.perf_counter()
+        segmenter(frame)
+        seconds.append(time.perf_counter() - started)
+    return {"ms": round(1000 * statistics.median(seconds), 1), "backend": segmenter.backend.name}
+
+
+def rank_models(models: list[dict]) -> dict:
+    """Which installed model is most accurate (test120 Dice) and which fastest here (timed)."""
+    scored = [m for m in models if isinstance(m["metrics"].get("test120"), dict)]
+    timed = [m for m in models if m.get("timing")]
+    best = max(scored, key=lambda m: m["metrics"]["test120"].get("dice", -1), default=None)
+    fastest = min(timed, key=lambda m: m["timing"]["ms"], default=None)
+    return {
+        "most_accurate": best and best["name"],
+        "fastest": fastest and fastest["name"],
+    }
+
+
+def collect_info(timing: bool = True) -> dict:
     import cv2
     import numpy
     import torch
@@ -174,6 +215,15 @@ def collect_info() -> dict:
         av_version = av.__version__
     except ImportError:
         av_version = "not installed"
+    models = []
+    for card in installed_models():
+        record = model_info(card, auto_choice(card))
+        if timing and record["auto_backend"]:
+            try:
+                record["timing"] = time_model(card)
+            except PolypviewError as error:  # a broken model: info still reports the rest
+                record["timing_error"] = str(error)
+        models.append(record)
     return {
         "polypview": __version__,
         "python": platform.python_version(),
@@ -185,13 +235,14 @@ def collect_info() -> dict:
             "numpy": numpy.__version__,
         },
         "models_dir": str(MODELS_DIR),
-        "models": [model_info(card, auto_choice(card)) for card in installed_models()],
+        "models": models,
+        **rank_models(models),
         "backends": [asdict(status(name)) for name in backend_names()],
     }
 
 
 def run_info(args: argparse.Namespace) -> None:
-    info = collect_info()
+    info = collect_info(timing=not args.no_timing)
     if args.json:
         print(json.dumps(info))
         return
@@ -205,9 +256,11 @@ def run_info(args: argparse.Namespace) -> None:
     if not info["models"]:
         print("  no trained weights are installed yet (see training/ to train them)")
     for card in info["models"]:
+        timing = card.get("timing")
         print(
             f"  {card['name']:<10} {card['architecture']:<10} {card['status']}, "
             f"auto runs it on {card['auto_backend'] or 'nothing usable'}"
+            + (f", {timing['ms']} ms per 640x480 frame here" if timing else "")
         )
         for name, reason in card["auto_passed_over"].items():
             print(f"    not {name}: {reason}")
@@ -218,6 +271,20 @@ def run_info(args: argparse.Namespace) -> None:
                 else ", ".join(f"{name} {value}" for name, value in figures.items())
             )
             print(f"    {split}: {shown}")
+        decision = card["decision"]
+        if decision.get("validation"):
+            figures = decision["validation"]
+            print(
+                f"    frame-level decision: polyp when {decision['area_fraction']:.2%} of the "
+                f"frame reaches {decision['threshold']:.2f}; on validation "
+                f"{figures['frames_flagged']:.1%} of {figures['polyp_free_frames']} polyp-free "
+                f"frames flagged, {figures['frames_missed']:.1%} of {figures['polyp_frames']} "
+                "polyp frames missed"
+            )
+    if info["most_accurate"]:
+        print(f"most accurate: {info['most_accurate']} (Kvasir-SEG test120 Dice)")
+    if info["fastest"]:
+        print(f"fastest here: {info['fastest']}")
 
 
 def run_bench(args: argparse.Namespace) -> None:

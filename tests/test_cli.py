@@ -94,7 +94,7 @@ def test_export_honours_start_end_and_styles(
 
 
 def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "info", "--json")
+    code, out, _ = run_cli(capsys, "info", "--json", "--no-timing")
     assert code == 0
     info = json.loads(out.strip().splitlines()[-1])
     assert {backend["name"] for backend in info["backends"]} >= {"torch"}
@@ -105,8 +105,23 @@ def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> N
     for card in info["models"]:  # auto's choice is a usable backend; what it skipped, it says why
         assert card["auto_backend"] in usable
         assert all(reason for reason in card["auto_passed_over"].values())
-    code, out, _ = run_cli(capsys, "info")
+    code, out, _ = run_cli(capsys, "info", "--no-timing")
     assert code == 0 and "backends:" in out
+
+
+def test_info_names_the_most_accurate_and_the_fastest_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_stand_in(tmp_path, "unet", name="small", metrics={"test120": {"dice": 0.5}})
+    make_stand_in(tmp_path, "resunetpp", name="large", metrics={"test120": {"dice": 0.6}})
+    monkeypatch.setattr("polypview.modelfile.MODELS_DIR", tmp_path)
+    code, out, err = run_cli(capsys, "info", "--json")
+    assert code == 0, err
+    info = json.loads(out.strip().splitlines()[-1])
+    timings = {model["name"]: model["timing"]["ms"] for model in info["models"]}
+    assert info["most_accurate"] == "large"
+    assert info["fastest"] == min(timings, key=timings.get)
+    assert all(ms > 0 for ms in timings.values())
 
 
 def test_bench_inference_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
@@ -250,7 +265,7 @@ def test_no_installed_weights_is_said_plainly(
 @pytest.mark.parametrize(
     "command",
     [
-        ["info", "--json"],
+        ["info", "--json", "--no-timing"],
         ["bench", "pipeline", "--source", "synthetic:96x64@30", "--duration", "1", "--json"],
     ],
 )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-
-import random
 
 from training.data import (
     MIN_CROP_FRACTION,
@@ -214,7 +213,7 @@ def test_a_background_square_never_touches_the_polyp() -> None:
     for seed in range(20):
         x, y, side = background_square(mask, random.Random(seed))
         assert side >= MIN_CROP_FRACTION * 300
-        assert 0 <= x and x + side <= 400 and 0 <= y and y + side <= 300
+        assert x >= 0 and y >= 0 and x + side <= 400 and y + side <= 300
         assert not mask[y : y + side, x : x + side].any()
 
 
