@@ -128,6 +128,7 @@ class Result:
     detections: tuple[Detection, ...]
     alert: bool  # the persistence filter says: polyp
     shown_time: float  # clock() when handed to the sinks
+    score: float | None = None  # the frame-level polyp score of the mask shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class Annotation:
     capture_time: float
     detections: tuple[Detection, ...]
     alert: bool
+    score: float = 0.0  # the frame-level polyp score (polypview.decision)
 
 
 def analyse(frame: Frame, segmenter: Segment, tracker: Tracker | None) -> Annotation:
@@ -149,7 +151,9 @@ def analyse(frame: Frame, segmenter: Segment, tracker: Tracker | None) -> Annota
     if tracker is not None:
         update = tracker.update(segmentation.mask, segmentation.probability_map, frame.capture_time)
         detections, alert = update.detections, update.alert
-    return Annotation(segmentation.mask, frame.index, frame.capture_time, detections, alert)
+    return Annotation(
+        segmentation.mask, frame.index, frame.capture_time, detections, alert, segmentation.score
+    )
 
 
 def annotate(
@@ -177,6 +181,7 @@ def annotate(
         detections=annotation.detections if fresh else (),
         alert=annotation.alert and fresh,
         shown_time=clock(),
+        score=annotation.score if fresh else None,
     )
 
 

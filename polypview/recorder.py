@@ -248,6 +248,7 @@ class Recorder:
             "time": round(pts, 6),
             "frame": frame.index,
             "alert": result.alert,
+            "polyp_score": None if result.score is None else round(result.score, 4),
             "detections": [
                 {
                     "track": d.track_id,

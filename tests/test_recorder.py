@@ -31,7 +31,10 @@ def result(index: int, capture_time: float, detections: tuple[Detection, ...] = 
     image = picture(index)
     annotated = cv2.rectangle(image.copy(), (0, 0), (15, 15), MARK, -1)
     frame = Frame(index, index / FPS, image, capture_time)
-    return Result(frame, annotated, None, None, None, False, detections, bool(detections), 0.0)
+    score = 0.9 if detections else 0.1
+    return Result(
+        frame, annotated, None, None, None, False, detections, bool(detections), 0.0, score
+    )
 
 
 def recorder(path: Path, **options) -> Recorder:
@@ -75,6 +78,7 @@ def test_a_recording_keeps_every_frame_at_its_capture_time(tmp_path: Path) -> No
     assert [line["time"] for line in lines] == pytest.approx(expected, abs=1e-6)
     assert [line["frame"] for line in lines] == list(range(20))
     assert [line["alert"] for line in lines] == [False] * 5 + [True] * 15
+    assert [line["polyp_score"] for line in lines] == [0.1] * 5 + [0.9] * 15
     assert lines[0]["detections"] == []
     assert lines[5]["detections"] == [
         {"track": 3, "box": [10, 12, 30, 34], "area": 400, "score": 0.8765}
@@ -178,7 +182,7 @@ recorder = Recorder(sys.argv[1], width=64, height=48, frame_rate=25, queue_secon
 for index in range(55):
     frame = Frame(index, index / 25, picture(index), 50.0 + index / 25)
     recorder.submit(types.SimpleNamespace(frame=frame, annotated=frame.image, detections=(),
-                                          alert=False))
+                                          alert=False, score=None))
 while recorder.frames_written < 55:
     time.sleep(0.01)
 print("recorded 2.2 s", flush=True)
