@@ -20,7 +20,7 @@ from polypview.nets import create_model
 from training.data import load_cached, resolve_dataset
 from training.export import export_checkpoint
 from training.metrics import batch_counts, dice_from_counts
-from training.train import build_network, dice_bce_loss, main, parse_args
+from training.train import build_network, dice_bce_loss, false_alarm_loss, main, parse_args
 from training.transforms import normalise
 
 SIZE = 32
@@ -204,3 +204,18 @@ def test_bad_starting_weights_are_one_line(
     with pytest.raises(SystemExit) as stop:
         main(train_args(dataset, tmp_path / "run", "--epochs", "1", *extra))
     assert message in str(stop.value)
+
+
+def test_the_false_alarm_term_punishes_a_blob_on_a_clean_frame_only() -> None:
+    clean, polyp = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    polyp[..., 20:40, 20:40] = 1
+    blob = torch.full((1, 1, 64, 64), -8.0)
+    blob[..., 20:40, 20:40] = 8.0
+    quiet = torch.full((1, 1, 64, 64), -8.0)
+    assert false_alarm_loss(blob, clean) > 7  # a confident blob on a clean frame: full cost
+    assert false_alarm_loss(quiet, clean) < 1e-3
+    assert false_alarm_loss(blob, polyp) == 0  # frames with a polyp are the pixel loss's job
+    logits = blob.clone().requires_grad_()
+    false_alarm_loss(logits, clean).backward()
+    pushed = logits.grad[0, 0] != 0  # the most confident 0.5% of the frame, all in the blob
+    assert pushed.sum() == int(0.005 * 64 * 64) and pushed[20:40, 20:40].sum() == pushed.sum()

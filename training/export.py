@@ -67,6 +67,8 @@ def describe_run(state: dict) -> tuple[str, str]:
         )
     elif config.get("init"):
         start = f"warm restart from {Path(config['init']).name}"
+    if config.get("false_alarm_weight"):
+        start += f"; false-alarm term x{config['false_alarm_weight']} on polyp-free frames"
     recipe = (
         f"{start}; {loss[config.get('loss', 'dice-bce')]}; AdamW lr {config['lr']}, weight "
         f"decay {config['weight_decay']}; {config['warmup_epochs']} warm-up epochs then cosine "
@@ -127,19 +129,21 @@ def export_checkpoint(
     if abs(half.dice - full.dice) > HALF_PRECISION_TOLERANCE:
         saved, half = save_model(network, card, half=False), full
     precision = "fp16" if half is not full else "fp32"
+    notes = (
+        f"weights stored in {precision}; test Dice fp32 {full.dice:.4f}, as stored {half.dice:.4f}"
+    )
+    shown = half
     if calibrate:
         from training.calibrate import decide
 
         segmenter = Segmenter(saved, create_backend("torch", load_network(saved), saved))
         saved = replace(saved, decision=decide(segmenter))
-        half = score(saved, config["data"], split)  # the masks the app shows, decision included
-    metrics = {split: rounded(half)}
+        shown = score(saved, config["data"], split)  # the masks the app shows
+        notes += f"; with the frame-level decision (the card's metrics) {shown.dice:.4f}"
+    metrics = {split: rounded(shown)}
     for spec in [DatasetSpec.parse(text) for text in config.get("extra", [])]:
         if (spec.root / "splits" / "test.txt").is_file():  # another hospital's own test split
             metrics[f"{spec.root.name}:test"] = rounded(score(saved, spec.root, "test"))
-    notes = (
-        f"weights stored in {precision}; test Dice fp32 {full.dice:.4f}, as stored {half.dice:.4f}"
-    )
     if export_command:
         notes += f"; exported with: {export_command}"
     exported = replace(saved, metrics=metrics, notes=notes)

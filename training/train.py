@@ -108,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="strong")
     parser.add_argument("--loss", choices=["dice-bce", "structure"], default="dice-bce")
+    parser.add_argument(
+        "--false-alarm-weight",
+        type=float,
+        default=0.0,
+        help="weight of the false-alarm term on polyp-free frames (train.false_alarm_loss)",
+    )
     parser.add_argument("--size", type=int, default=256, help="square input size")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16, help="per process")
@@ -170,6 +176,20 @@ def structure_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"dice-bce": dice_bce_loss, "structure": structure_loss}
+
+
+def false_alarm_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """BCE towards "no polyp" on the mean of each polyp-free frame's top FLAG_AREA logits.
+
+    Per-pixel BCE dilutes a false blob over the whole frame and the soft Dice term of an empty
+    mask saturates (its gradient falls as 1 / (1 + area)^2), so neither stops a confident fold.
+    This term acts where the frame-level decision looks, the frame's most confident area, and
+    keeps its full gradient however large the blob. Averaged over the whole batch, so its weight
+    follows the share of polyp-free frames."""
+    flat = logits.float().flatten(1)
+    top = flat.topk(max(1, int(FLAG_AREA * flat.shape[1])), dim=1).values.mean(1)
+    polyp_free = masks.flatten(1).amax(1) < 0.5
+    return (F.softplus(top) * polyp_free).mean()
 
 
 @dataclass
@@ -357,6 +377,8 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = run.network(images)
         loss = LOSSES[args.loss](logits, masks)
+        if args.false_alarm_weight:
+            loss = loss + args.false_alarm_weight * false_alarm_loss(logits, masks)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
