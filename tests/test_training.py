@@ -179,7 +179,9 @@ def test_extra_datasets_and_background_crops_join_training_and_validation(
     assert state["config"]["extra"] == [f"{negatives}:train:val"]
     record = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert 0 <= record["val_flagged"] <= 1  # three polyp-free validation frames were judged
-    assert summary["best_val_score"] == pytest.approx(record["val_dice"] - record["val_flagged"])
+    assert 0 <= record["val_missed"] <= 1
+    expected = record["val_dice"] - record["val_flagged"] - record["val_missed"]
+    assert summary["best_val_score"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_init_continues_from_installed_weights(dataset: Path, tmp_path: Path) -> None:
@@ -219,3 +221,13 @@ def test_the_false_alarm_term_punishes_a_blob_on_a_clean_frame_only() -> None:
     false_alarm_loss(logits, clean).backward()
     pushed = logits.grad[0, 0] != 0  # the most confident 0.5% of the frame, all in the blob
     assert pushed.sum() == int(0.005 * 64 * 64) and pushed[20:40, 20:40].sum() == pushed.sum()
+
+
+def test_validation_frame_scores_match_the_apps() -> None:
+    from polypview.decision import top_quantiles
+    from training.calibrate import AREA_FRACTIONS
+    from training.train import frame_scores
+
+    probabilities = torch.rand(3, 1, 64, 64)
+    expected = [top_quantiles(p[0].numpy(), list(AREA_FRACTIONS)) for p in probabilities]
+    np.testing.assert_allclose(frame_scores(probabilities).numpy(), expected, rtol=1e-6)

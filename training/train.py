@@ -21,8 +21,10 @@ frames (an extra dataset with empty masks, and `--background-crops` cut from pol
 the network to leave a clean frame clean: on them the loss's soft Dice term is 1 / (1 + predicted
 area), so any mask costs.
 
-Selection score: mean Dice over validation frames that hold a polyp, less the share of
-polyp-free validation frames on which the mask covers at least FLAG_AREA of the frame.
+Selection score: mean Dice over validation frames that hold a polyp, less the shares of
+polyp-free frames flagged and of polyp frames missed by the frame-level decision calibrated on
+the same validation frames (``training.calibrate``'s rule, at the network's size): what the app
+will show once the model is exported and calibrated.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from tqdm import tqdm
 from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, input_normalisation, model_names
+from training.calibrate import AREA_FRACTIONS, THRESHOLDS, OperatingPoint, choose
 from training.data import (
     DEFAULT_ROOT,
     CachedSplit,
@@ -61,7 +64,7 @@ from training.distributed import Distributed, setup, teardown
 from training.metrics import batch_counts, dice_from_counts
 from training.transforms import AUGMENTATIONS, normalise
 
-# A polyp-free validation frame counts as flagged when its mask covers this share of it.
+# The false-alarm term looks at this share of a polyp-free frame: its most confident pixels.
 FLAG_AREA = 0.005
 
 CHECKPOINT_VERSION = 2
@@ -398,12 +401,20 @@ def train_one_epoch(
 @dataclass(frozen=True)
 class Validation:
     dice: float  # mean per-image Dice over frames with a polyp
-    flagged: float  # share of polyp-free frames with a mask of at least FLAG_AREA (0 if none)
+    decision: OperatingPoint  # the frame-level decision calibrated on these frames
+
+    @property
+    def flagged(self) -> float:
+        return self.decision.frames_flagged
+
+    @property
+    def missed(self) -> float:
+        return self.decision.frames_missed
 
     @property
     def score(self) -> float:
         """The model-selection signal: find polyps, and leave polyp-free frames clean."""
-        return self.dice - self.flagged
+        return self.dice - self.flagged - self.missed
 
 
 @torch.no_grad()
@@ -414,28 +425,50 @@ def validate(
     dtype: torch.dtype | None,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]],
 ) -> Validation:
-    """Dice on polyp frames and false alarms on polyp-free ones, at the network's size."""
+    """Dice on polyp frames, and the frame-level decision calibrated on all the frames.
+
+    Each frame's scores (``polypview.decision``: the probability its top area reaches, for every
+    candidate area) are counted against every candidate threshold, so processes all-reduce
+    fixed-size counts and the operating point is chosen once, on the whole validation set."""
     network.eval()
     device = distributed.device
-    # Dice sum, polyp frames, flagged polyp-free frames, polyp-free frames.
-    total = torch.zeros(4, device=device, dtype=torch.float64)
+    thresholds = torch.tensor(THRESHOLDS, device=device)
+    # Dice sum, polyp frames, polyp-free frames; then per (area, threshold): polyp frames
+    # found, polyp-free frames flagged.
+    totals = torch.zeros(3, device=device, dtype=torch.float64)
+    found = torch.zeros(len(AREA_FRACTIONS), len(thresholds), device=device, dtype=torch.float64)
+    flagged = torch.zeros_like(found)
     for images, masks in loader:
         images, masks = to_device(images, masks, device)
         images = normalise(images, *normalisation)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = network(images)
-        counts = batch_counts(logits.float() > 0, masks > 0.5)
-        dice = dice_from_counts(counts)
+            logits = network(images).float()
+        dice = dice_from_counts(batch_counts(logits > 0, masks > 0.5))
         has_polyp = masks.flatten(1).amax(1) > 0.5
-        area = (counts[:, 0] + counts[:, 1]).double() / masks[0].numel()
-        flagged = ~has_polyp & (area >= FLAG_AREA)
-        total += torch.stack(
-            [dice[has_polyp].sum(), has_polyp.sum(), flagged.sum(), (~has_polyp).sum()]
-        ).double()
-    total = distributed.sum(total)
-    return Validation(
-        (total[0] / total[1].clamp(min=1)).item(), (total[2] / total[3].clamp(min=1)).item()
-    )
+        totals += torch.stack([dice[has_polyp].sum(), has_polyp.sum(), (~has_polyp).sum()])
+        reached = frame_scores(torch.sigmoid(logits))[:, :, None] >= thresholds
+        found += (reached & has_polyp[:, None, None]).sum(0)
+        flagged += (reached & ~has_polyp[:, None, None]).sum(0)
+    totals, found, flagged = (distributed.sum(t) for t in (totals, found, flagged))
+    points = [
+        OperatingPoint(
+            area,
+            float(threshold),
+            (flagged[a, t] / totals[2].clamp(min=1)).item(),
+            1 - (found[a, t] / totals[1].clamp(min=1)).item(),
+        )
+        for a, area in enumerate(AREA_FRACTIONS)
+        for t, threshold in enumerate(THRESHOLDS)
+    ]
+    return Validation((totals[0] / totals[1].clamp(min=1)).item(), choose(points, 0.05, 0.05))
+
+
+def frame_scores(probabilities: torch.Tensor) -> torch.Tensor:
+    """``[B, areas]``: per frame, the probability its top AREA_FRACTIONS reach (on the tensor,
+    as ``polypview.decision.top_quantiles`` computes it in the app)."""
+    flat = probabilities.flatten(1)
+    ranks = [max(1, math.ceil(area * flat.shape[1])) for area in AREA_FRACTIONS]
+    return flat.topk(max(ranks), dim=1).values[:, [rank - 1 for rank in ranks]]
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -605,6 +638,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 "loss": round(loss, 5),
                 "val_dice": round(validation.dice, 5),
                 "val_flagged": round(validation.flagged, 5),
+                "val_missed": round(validation.missed, 5),
+                "decision": [validation.decision.area_fraction, validation.decision.threshold],
                 "lr": run.scheduler.get_last_lr()[0],
                 "seconds": round(epoch_seconds, 1),
             }
@@ -612,7 +647,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 log.write(json.dumps(record) + "\n")
             print(
                 f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice "
-                f"{validation.dice:.4f}, polyp-free flagged {validation.flagged:.3f}"
+                f"{validation.dice:.4f}; decided: polyp-free flagged {validation.flagged:.3f}, "
+                f"polyp missed {validation.missed:.3f}"
                 f"{' (best)' if improved else ''}, {epoch_seconds:.0f} s",
                 flush=True,
             )
