@@ -37,7 +37,8 @@ SHARED = DEFAULT_ROOT.parent
 DEFAULT_POLYP = (f"{DEFAULT_ROOT}:train880", f"{SHARED / 'polypgen'}:train:val")
 DEFAULT_NEGATIVE = (f"{SHARED / 'polypgen-negative'}:train:val",)
 AREA_FRACTIONS = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
-THRESHOLDS = tuple(np.round(np.arange(0.50, 0.995, 0.01), 2))
+# Steps of 0.01, finer at the top where confident networks separate their frames.
+THRESHOLDS = (*np.round(np.arange(0.50, 0.99, 0.01), 2).tolist(), 0.99, 0.995, 0.998, 0.999)
 
 
 @dataclass(frozen=True)

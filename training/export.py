@@ -10,6 +10,7 @@ split, recipe, epochs, device, date, test metrics and the exact training command
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -75,16 +76,47 @@ def describe_run(state: dict) -> tuple[str, str]:
         f"to {config['min_lr']}; batch {config['batch_size']} x {config['world_size']} "
         f"process(es); gradient clip {config['clip_grad']}; {config['precision']}, "
         f"channels_last; kornia augmentation, {config.get('augment', 'strong')} preset "
-        f"(training.transforms); selection on validation Dice less polyp-free frames flagged, "
-        f"patience {config['patience']}; best epoch {state['best_epoch']} (validation Dice "
-        f"{state['best_dice']:.4f}) of {state['epoch']} run, planned {config['epochs']}; "
-        f"{state['minutes']:.0f} min on {state['device']}"
+        f"(training.transforms); {state['minutes']:.0f} min on {state['device']}; "
+        f"{exported_epoch(state)} of {state['epoch']} run, planned {config['epochs']} (best by "
+        f"the selection rule: epoch {state['best_epoch']}, patience {config['patience']})"
     )
     return data, recipe
 
 
 def rounded(result: EvaluationResult) -> dict:
     return {key: round(value, 4) for key, value in asdict(result).items()}
+
+
+def logged_validation(log: Path, state: dict) -> dict:
+    """The checkpoint's epoch figures from the run's log, for checkpoints that do not hold them
+    (written before they did)."""
+    if not log.is_file():
+        return {}
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("epoch") == state["epoch"] - 1:
+            names = {
+                "val_dice": "dice",
+                "val_flagged": "frames_flagged",
+                "val_missed": "frames_missed",
+            }
+            return {names[k]: v for k, v in record.items() if k in names}
+    return {}
+
+
+def exported_epoch(state: dict) -> str:
+    """Which epoch the checkpoint holds, and how it validated (what chose it)."""
+    figures = state.get("validation") or {}
+    shown = ", ".join(
+        f"{label} {figures[key]:.3f}"
+        for key, label in (
+            ("dice", "validation Dice"),
+            ("frames_flagged", "polyp-free flagged"),
+            ("frames_missed", "polyp missed"),
+        )
+        if key in figures
+    )
+    return f"epoch {state['epoch'] - 1}" + (f" ({shown})" if shown else "")
 
 
 def export_checkpoint(
@@ -101,6 +133,7 @@ def export_checkpoint(
     (``training.calibrate``) before the test splits are scored, so the card's figures are what
     the app shows. Every extra training dataset with a ``test`` split is scored too."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
     config = state["config"]
     network = create_model(config["model"])
     network.load_state_dict(state["network"])

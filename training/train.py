@@ -36,7 +36,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +348,7 @@ class Run:
     best_dice: float = -1.0
     best_epoch: int = -1
     minutes: float = 0.0  # training time so far, over resumptions
+    validation: dict = field(default_factory=dict)  # the latest epoch's figures
 
 
 def to_device(
@@ -493,6 +494,7 @@ def save_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
         "best_dice": run.best_dice,
         "best_epoch": run.best_epoch,
         "minutes": run.minutes,
+        "validation": run.validation,
         "config": {key: plain(value) for key, value in vars(args).items()},
         "command": args.command,
         "device": args.device_name,
@@ -527,6 +529,7 @@ def load_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
     run.best_score, run.best_dice = state["best_score"], state["best_dice"]
     run.best_epoch = state["best_epoch"]
     run.minutes = state["minutes"]
+    run.validation = state["validation"]
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -624,6 +627,11 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         validation = validate(
             run.network, validation_loader, distributed, dtype, input_normalisation(args.model)
         )
+        run.validation = {
+            "dice": validation.dice,
+            "frames_flagged": validation.flagged,
+            "frames_missed": validation.missed,
+        }
         improved = validation.score > run.best_score
         if improved:
             run.best_score, run.best_dice = validation.score, validation.dice
