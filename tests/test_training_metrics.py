@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -164,6 +164,22 @@ def test_command_prints_json_and_draws_the_worst_cases(
     assert "ResUNet++ paper" in result.stdout
     picture = cv2.imread(str(worst))
     assert picture is not None and picture.shape == (256, 3 * 256, 3)
+
+
+def test_frame_decisions_are_counted_apart_from_dice(
+    fake_data: Path, model: ModelCard, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An untrained stand-in with a decision no frame can reach: every frame is called clean.
+    strict = replace(model, decision={"area_fraction": 0.0, "threshold": 1.0})
+    strict.save()
+    code = main(["--model", str(strict.weights_path), "--data", str(fake_data),
+                 "--backend", "torch", "--json", "--worst", str(fake_data / "w.png")])  # fmt: skip
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 0
+    assert report["polyp_frames"] == 2 and report["frames_missed"] == 1.0
+    assert report["polyp_free_frames"] == 1 and report["frames_flagged"] == 0.0
+    assert report["decision"] == {"area_fraction": 0.0, "threshold": 1.0}
+    assert report["dice"] == pytest.approx(1 / 3)  # Dice alone would not say which frames
 
 
 def test_tta_split_and_default_worst_path(
