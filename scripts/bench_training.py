@@ -15,7 +15,7 @@ import torch
 
 from polypview.hardware import cpu_flags, cpu_name
 from polypview.nets import create_model
-from training.train import dice_bce_loss
+from training.losses import dice_bce_loss
 
 OPTIONS = {
     "fp32": (None, False),

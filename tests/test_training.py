@@ -19,8 +19,9 @@ from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
 from training.data import load_cached, resolve_dataset
 from training.export import export_checkpoint
+from training.losses import dice_bce_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
-from training.train import build_network, dice_bce_loss, false_alarm_loss, main, parse_args
+from training.train import build_network, main, parse_args
 from training.transforms import normalise
 
 SIZE = 32

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -61,11 +60,9 @@ from training.data import (
     validation_split,
 )
 from training.distributed import Distributed, setup, teardown
+from training.losses import LOSSES, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.transforms import AUGMENTATIONS, normalise
-
-# The false-alarm term looks at this share of a polyp-free frame: its most confident pixels.
-FLAG_AREA = 0.005
 
 CHECKPOINT_VERSION = 2
 
@@ -152,47 +149,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- the recipe ------------------------------------------------------------------------------
-
-
-def dice_bce_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """BCE for every pixel plus soft Dice per image, which keeps small polyps from vanishing."""
-    logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, masks)
-    probabilities = torch.sigmoid(logits)
-    overlap = (probabilities * masks).sum(dim=(1, 2, 3))
-    total = probabilities.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3))
-    dice = (2 * overlap + 1) / (total + 1)
-    return bce + (1 - dice).mean()
-
-
-def structure_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """PraNet's loss (Fan et al. 2020): BCE and soft IoU, both weighted up near the boundary."""
-    logits = logits.float()
-    weight = 1 + 5 * torch.abs(F.avg_pool2d(masks, 31, stride=1, padding=15) - masks)
-    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
-    bce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
-    probabilities = torch.sigmoid(logits)
-    overlap = (probabilities * masks * weight).sum(dim=(2, 3))
-    union = ((probabilities + masks) * weight).sum(dim=(2, 3))
-    iou = 1 - (overlap + 1) / (union - overlap + 1)
-    return (bce + iou).mean()
-
-
-LOSSES = {"dice-bce": dice_bce_loss, "structure": structure_loss}
-
-
-def false_alarm_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """BCE towards "no polyp" on the mean of each polyp-free frame's top FLAG_AREA logits.
-
-    Per-pixel BCE dilutes a false blob over the whole frame and the soft Dice term of an empty
-    mask saturates (its gradient falls as 1 / (1 + area)^2), so neither stops a confident fold.
-    This term acts where the frame-level decision looks, the frame's most confident area, and
-    keeps its full gradient however large the blob. Averaged over the whole batch, so its weight
-    follows the share of polyp-free frames."""
-    flat = logits.float().flatten(1)
-    top = flat.topk(max(1, int(FLAG_AREA * flat.shape[1])), dim=1).values.mean(1)
-    polyp_free = masks.flatten(1).amax(1) < 0.5
-    return (F.softplus(top) * polyp_free).mean()
 
 
 @dataclass
