@@ -130,8 +130,9 @@ def export_checkpoint(
     """``checkpoint`` as a shipped model; ``export_command`` is recorded when run on its own.
 
     With ``calibrate``, the frame-level decision is chosen on the validation data
-    (``training.calibrate``) before the test splits are scored, so the card's figures are what
-    the app shows. Every extra training dataset with a ``test`` split is scored too."""
+    (``training.calibrate``; its curves go to ``NAME-decision.png`` beside the checkpoint) before
+    the test splits are scored, so the card's figures are what the app shows. Every extra
+    training dataset with a ``test`` split is scored too."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
     config = state["config"]
@@ -170,7 +171,8 @@ def export_checkpoint(
         from training.calibrate import decide
 
         segmenter = Segmenter(saved, create_backend("torch", load_network(saved), saved))
-        saved = replace(saved, decision=decide(segmenter))
+        plot_path = checkpoint.parent / f"{name}-decision.png"  # beside the run's curves.png
+        saved = replace(saved, decision=decide(segmenter, plot_path=plot_path))
         shown = score(saved, config["data"], split)  # the masks the app shows
         notes += f"; with the frame-level decision (the card's metrics) {shown.dice:.4f}"
     metrics = {split: rounded(shown)}
