@@ -29,7 +29,7 @@ from polypview.modelfile import (
     load_network,
     save_model,
 )
-from polypview.nets import create_model
+from polypview.nets import IMAGENET_NORMALISATION, create_model, input_normalisation
 from polypview.segmenter import Segmenter
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ if TYPE_CHECKING:
 REFERENCE_BACKEND = "torch"
 DEFAULT_INPUT_SIZE = (256, 256)
 FRAME_SIZE = (1080, 1920)  # height, width: what an HD endoscopy processor sends
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET_NORMALISATION
 PIPELINE_WARMUP_CALLS = 3  # a backend's first calls allocate and compile: not what a user sees
 ENGINE_BUILD_TIMEOUT_S = 600  # a TensorRT engine is built before it is timed
 
@@ -95,8 +94,8 @@ def bench_card(architecture: str, scratch: Path) -> ModelCard:
         architecture=architecture,
         weights=f"{architecture}.safetensors",
         input_size=DEFAULT_INPUT_SIZE,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=input_normalisation(architecture)[0],
+        std=input_normalisation(architecture)[1],
         status="untrained benchmark stand-in",
         folder=scratch,
     )
