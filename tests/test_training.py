@@ -232,3 +232,18 @@ def test_validation_frame_scores_match_the_apps() -> None:
     probabilities = torch.rand(3, 1, 64, 64)
     expected = [top_quantiles(p[0].numpy(), list(AREA_FRACTIONS)) for p in probabilities]
     np.testing.assert_allclose(frame_scores(probabilities).numpy(), expected, rtol=1e-6)
+
+
+def test_validate_only_scores_installed_weights_without_training(
+    dataset: Path, tmp_path: Path
+) -> None:
+    main(train_args(dataset, tmp_path / "first", "--epochs", "1"))
+    card = export_checkpoint(tmp_path / "first" / "best.pt", "first", tmp_path / "models")
+    logged = json.loads((tmp_path / "first" / "log.jsonl").read_text().splitlines()[0])
+    run = tmp_path / "check"
+    report = main(train_args(dataset, run, "--init", str(card.weights_path), "--validate-only"))
+    assert not (run / "last.pt").exists()  # nothing trained, nothing written
+    assert report["val_dice"] == pytest.approx(logged["val_dice"], abs=0.02)  # fp16 storage
+    assert report["val_score"] == pytest.approx(
+        report["val_dice"] - report["val_flagged"] - report["val_missed"], abs=1e-4
+    )

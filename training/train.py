@@ -139,6 +139,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--status", default="interim", choices=["interim", "production"])
     parser.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="score the starting weights (--init) on this run's validation frames, and stop",
+    )
+    parser.add_argument(
         "--calibrate",
         action="store_true",
         help="with --export: choose the frame-level decision on validation (training.calibrate)",
@@ -428,6 +433,19 @@ def frame_scores(probabilities: torch.Tensor) -> torch.Tensor:
     return flat.topk(max(ranks), dim=1).values[:, [rank - 1 for rank in ranks]]
 
 
+def validation_report(validation: Validation) -> dict:
+    """``--validate-only``'s answer: the figures an epoch would log, and the selection score."""
+    report = {
+        "val_dice": round(validation.dice, 5),
+        "val_flagged": round(validation.flagged, 5),
+        "val_missed": round(validation.missed, 5),
+        "val_score": round(validation.score, 5),
+        "decision": [validation.decision.area_fraction, validation.decision.threshold],
+    }
+    print(json.dumps(report), flush=True)
+    return report
+
+
 # --- checkpoints ------------------------------------------------------------------------------
 
 
@@ -546,6 +564,12 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             data.validation, distributed.world_size, distributed.rank, shuffle=False
         ),
     )
+    dtype = precision_for(args.amp, device)
+    if args.validate_only:
+        normalisation = input_normalisation(args.model)
+        return validation_report(
+            validate(network, validation_loader, distributed, dtype, normalisation)
+        )
     steps_per_epoch = max(1, len(loader))
     optimizer = torch.optim.AdamW(parameter_groups, lr=args.lr, weight_decay=args.weight_decay)
     schedule = WarmupCosine(
@@ -553,7 +577,6 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         args.epochs * steps_per_epoch,
         args.min_lr / args.lr,
     )
-    dtype = precision_for(args.amp, device)
     args.precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(
         dtype, "fp32"
     )
