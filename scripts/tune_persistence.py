@@ -47,7 +47,7 @@ class Clip:
 def segment_clip(segmenter: Segmenter, path: Path, truth: list[bool] | None) -> Clip:
     masks, probabilities = [], []
     with VideoSource(path) as source:
-        frame_rate = source.frame_rate
+        frame_rate = float(source.frame_rate)
         for frame in source:
             result = segmenter(frame.image)
             height, width = result.mask.shape
