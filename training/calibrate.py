@@ -3,9 +3,10 @@
     python -m training.calibrate --model lite-unet --write [--plot docs/decision-lite-unet.png]
 
 Every validation frame goes through the app's segmenter (the model's own backend, at the frame's
-resolution). Frames with a polyp come from Kvasir-SEG (the fixed-seed tenth of train880 that
-training validates on) and PolypGen's validation split; polyp-free frames from the negative set's
-validation centre, which no model trains on. For each candidate area fraction and score threshold
+resolution). The frames come from Kvasir-SEG (the fixed-seed tenth of train880 that training
+validates on), PolypGen's validation split and the negative set's validation centre, which no
+model trains on; each counts as a polyp frame or a polyp-free one by its own truth mask (12 of
+PolypGen's validation frames show no polyp). For each candidate area fraction and score threshold
 (``polypview.decision``) the share of polyp-free frames flagged and of polyp frames missed are
 counted: one FROC-style curve per area fraction.
 
@@ -58,13 +59,17 @@ def validation_files(spec: DatasetSpec, seed: int = 0) -> list[PairFiles]:
     return [files for files in list_pairs(spec.root, spec.train_split) if files.image_id in wanted]
 
 
-def frame_scores(segmenter: Segmenter, files: list[PairFiles], label: str) -> np.ndarray:
-    """``[frames, area fractions]`` scores, each frame through the app's segmenter."""
-    rows = []
+def frame_scores(
+    segmenter: Segmenter, files: list[PairFiles], label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[frames, area fractions]`` scores, each frame through the app's segmenter, and whether
+    each frame's truth holds a polyp (a frame of a polyp dataset may have none in view)."""
+    rows, has_polyp = [], []
     for pair in tqdm(load_pairs(files), total=len(files), desc=label, disable=None, leave=False):
         probability = segmenter(pair.image).probability_map
         rows.append(top_quantiles(probability, list(AREA_FRACTIONS)))
-    return np.array(rows)
+        has_polyp.append(bool(pair.truth.any()))
+    return np.array(rows), np.array(has_polyp)
 
 
 def curve(polyp: np.ndarray, negative: np.ndarray) -> list[OperatingPoint]:
@@ -150,12 +155,13 @@ def decide(
     card = segmenter.card
     polyp_specs = [DatasetSpec.parse(text) for text in polyp_data]
     negative_specs = [DatasetSpec.parse(text) for text in negative_data]
-    polyp = np.concatenate(
-        [frame_scores(segmenter, validation_files(s), str(s)) for s in polyp_specs]
-    )
-    negative = np.concatenate(
-        [frame_scores(segmenter, validation_files(s), str(s)) for s in negative_specs]
-    )
+    scored = [
+        frame_scores(segmenter, validation_files(spec), str(spec))
+        for spec in [*polyp_specs, *negative_specs]
+    ]
+    scores = np.concatenate([rows for rows, _ in scored])
+    truth = np.concatenate([has_polyp for _, has_polyp in scored])
+    polyp, negative = scores[truth], scores[~truth]  # by each frame's truth, not its dataset
     points = curve(polyp, negative)
     chosen = choose(points, max_flagged, max_missed)
     decision = {
