@@ -70,7 +70,7 @@ class OverlayPanel(QGroupBox):
         self.colour_button = QPushButton()
         self.colour_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.tracking = QCheckBox("Persistence filter")
-        self.tracking.setToolTip("Raise a detection only for a region seen in 4 of 6 frames")
+        self.tracking.setToolTip("Raise a detection only for a region seen in 3 of 6 frames")
         self.edge_markers = QCheckBox("Edge markers")
         self.edge_markers.setToolTip("Arrows on the border pointing at a polyp close to it")
         self.sound = QCheckBox("Sound on a new detection")
