@@ -255,7 +255,7 @@ def build_network(args: argparse.Namespace) -> nn.Module:
     (``--init``)."""
     network = create_model(args.model)
     if args.pretrained:
-        if not hasattr(network, "encoder") or args.model != "lite-unet":
+        if args.model != "lite-unet":
             sys.exit(
                 f"train: --pretrained has ImageNet weights for lite-unet only, not {args.model}"
             )
