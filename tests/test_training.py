@@ -247,3 +247,10 @@ def test_validate_only_scores_installed_weights_without_training(
     assert report["val_score"] == pytest.approx(
         report["val_dice"] - report["val_flagged"] - report["val_missed"], abs=1e-4
     )
+
+
+def test_a_malformed_extra_dataset_is_one_line_saying_what_is_expected(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--extra", "nowhere"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "expected PATH:TRAIN_SPLIT[:VALIDATION_SPLIT], got 'nowhere'" in err

@@ -67,6 +67,14 @@ from training.transforms import AUGMENTATIONS, normalise
 CHECKPOINT_VERSION = 2
 
 
+def dataset_spec(text: str) -> DatasetSpec:
+    """``--extra``'s type: argparse prints the reason, not a bare "invalid value"."""
+    try:
+        return DatasetSpec.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resunetpp", choices=model_names())
@@ -76,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument(
         "--extra",
-        type=DatasetSpec.parse,
+        type=dataset_spec,
         action="append",
         default=[],
         metavar="PATH:TRAIN[:VAL]",
