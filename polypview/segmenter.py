@@ -71,11 +71,11 @@ class Segmenter:
         with self.path.running():
             return self.path.preprocess(self.path.upload(frame))
 
-    def mask_from(self, probability: np.ndarray) -> np.ndarray:
-        """The mask for a probability map at frame size: threshold, then the small-blob filter.
-
-        Also for maps combined outside (flip averaging); ``decide`` then rules on the frame."""
-        return self._without_small_blobs(threshold_mask(probability, self.threshold))
+    def from_probability(self, probability: np.ndarray) -> Segmentation:
+        """The segmentation of a probability map at frame size combined outside (averaged over
+        time or over flips): threshold, the small-blob filter, then the frame-level decision."""
+        mask = self._without_small_blobs(threshold_mask(probability, self.threshold))
+        return self.decide(Segmentation(probability, mask))
 
     def decide(self, segmentation: Segmentation) -> Segmentation:
         """The frame's score, and its mask cleared if the frame-level decision rules it out."""
@@ -95,6 +95,14 @@ class Segmenter:
 
     def segment(self, frame: np.ndarray, timer: StageTimer | NoTimer) -> Segmentation:
         """``self(frame)``, with each stage reported to ``timer`` (the benchmark's)."""
+        return self.decide(self.undecided(frame, timer))
+
+    def undecided(
+        self, frame: np.ndarray, timer: StageTimer | NoTimer | None = None
+    ) -> Segmentation:
+        """The segmentation before the frame-level decision, for callers that combine maps
+        first and decide once on the combination (``from_probability``)."""
+        timer = NoTimer() if timer is None else timer
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(
                 f"expected a BGR uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}"
@@ -113,7 +121,7 @@ class Segmenter:
             timer.lap("download")
         if self.min_area_fraction > 0:
             segmentation = replace(segmentation, mask=self._without_small_blobs(segmentation.mask))
-        return self.decide(segmentation)
+        return segmentation
 
     def stage_timer(self) -> StageTimer:
         """A timer whose laps wait for this segmenter's device."""

@@ -224,10 +224,8 @@ class SmoothedSegmenter:
         self.smoother = ProbabilitySmoother(alpha)
 
     def __call__(self, frame: np.ndarray) -> Segmentation:
-        probability = self.smoother.smooth(self.segmenter(frame).probability)
-        return self.segmenter.decide(
-            Segmentation(probability, self.segmenter.mask_from(probability))
-        )
+        probability = self.smoother.smooth(self.segmenter.undecided(frame).probability)
+        return self.segmenter.from_probability(probability)
 
 
 def _regions(

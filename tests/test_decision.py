@@ -12,6 +12,7 @@ from polypview.decision import FrameDecision, frame_score, top_quantiles
 from polypview.errors import ModelError
 from polypview.modelfile import ModelCard
 from polypview.segmenter import Segmenter
+from polypview.tracking import SmoothedSegmenter
 from training.calibrate import OperatingPoint, choose, curve
 
 
@@ -51,6 +52,20 @@ def test_a_speck_is_cleared_and_a_region_kept(stand_in_model: ModelCard) -> None
     assert speck.probability.max() > 0.8  # the map itself is left as the model made it
     region = Segmenter(card, ConstantBackend(speck_logits(16)))(frame)  # 6% of the frame
     assert region.has_polyp and region.score == pytest.approx(0.88, abs=0.01)
+
+
+def test_smoothing_decides_once_on_the_averaged_map(
+    stand_in_model: ModelCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = replace(stand_in_model, decision={"area_fraction": 0.01, "threshold": 0.8})
+    segmenter = Segmenter(card, ConstantBackend(speck_logits(16)))
+    scored = []
+    score = FrameDecision.score
+    monkeypatch.setattr(FrameDecision, "score", lambda self, p: scored.append(1) or score(self, p))
+    smoothed = SmoothedSegmenter(segmenter, alpha=0.5)
+    frame = np.zeros((128, 128, 3), np.uint8)
+    results = [smoothed(frame) for _ in range(3)]
+    assert len(scored) == 3 and all(result.has_polyp for result in results)
 
 
 def test_without_a_decision_any_pixel_over_the_threshold_makes_a_polyp_frame(

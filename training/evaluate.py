@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from polypview.backends import backend_names
 from polypview.errors import OutputError, PolypviewError
-from polypview.segmentation import Segmentation
 from polypview.segmenter import Segmenter, resize_for_model
 from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
@@ -129,10 +128,10 @@ def predict(segmenter: Segmenter, frame: np.ndarray, tta: bool = False) -> np.nd
     if not tta:
         return segmenter(frame).mask > 0
     probability = np.mean(
-        [_flip(segmenter(_flip(frame, code)).probability, code) for code in FLIPS], axis=0
+        [_flip(segmenter.undecided(_flip(frame, code)).probability, code) for code in FLIPS],
+        axis=0,
     )
-    averaged = Segmentation(probability, segmenter.mask_from(probability))
-    return segmenter.decide(averaged).mask > 0
+    return segmenter.from_probability(probability).mask > 0
 
 
 def score_images(
