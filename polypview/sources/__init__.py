@@ -17,14 +17,13 @@ from typing import Any
 from polypview.errors import VideoError
 from polypview.sources.base import Source
 from polypview.sources.device import DeviceSource, probe_modes
-from polypview.sources.file import SPEEDS, FileSource
+from polypview.sources.file import FileSource
 from polypview.sources.listing import DeviceInfo, describe_devices, find_device, list_devices
 from polypview.sources.modes import CaptureMode, list_modes
 from polypview.sources.stream import STREAM_SCHEMES, StreamSource
 from polypview.sources.synthetic import SyntheticSource
 
 __all__ = [
-    "SPEEDS",
     "CaptureMode",
     "DeviceInfo",
     "DeviceSource",

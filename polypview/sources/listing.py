@@ -88,10 +88,10 @@ def list_devices() -> list[DeviceInfo]:
     return sorted(found, key=lambda device: device.index)
 
 
-def find_device(query: str, devices: list[DeviceInfo] | None = None) -> DeviceInfo:
+def find_device(query: str) -> DeviceInfo:
     """The device whose path ``query`` is, or whose name it is or is part of (any case); an
     unknown or ambiguous name raises VideoError listing the devices, in one line."""
-    devices = list_devices() if devices is None else devices
+    devices = list_devices()
     wanted = query.casefold()
     named = [device for device in devices if device.path == query] or [
         device for device in devices if wanted in device.name.casefold()
@@ -101,14 +101,14 @@ def find_device(query: str, devices: list[DeviceInfo] | None = None) -> DeviceIn
         return matches[0]
     if matches:
         raise VideoError(
-            f"{query!r} names more than one capture device ({one_line(matches)}); "
+            f"{query!r} names more than one capture device ({_one_line(matches)}); "
             "give more of the name, or one of the specs shown"
         )
-    found = f"found: {one_line(devices)}" if devices else "none found"
+    found = f"found: {_one_line(devices)}" if devices else "none found"
     raise VideoError(f"no capture device named {query!r} ({found})")
 
 
-def one_line(devices: list[DeviceInfo]) -> str:
+def _one_line(devices: list[DeviceInfo]) -> str:
     return ", ".join(f"{device.name} at {device.spec}" for device in devices)
 
 

@@ -91,6 +91,7 @@ def list_modes(device: int | str) -> list[CaptureMode]:
                 return sorted(_driver_modes(video), key=mode_order)
     except OSError as error:
         raise VideoError(f"cannot list the modes of {node}: {_failure(error)}") from error
+    # linuxpy 0.25 cannot read a multi-planar node's formats; UVC capture cards are single-planar
     if Capability.VIDEO_CAPTURE_MPLANE in capabilities:
         why = "it is a multi-planar node, whose modes are not listed"
     else:
