@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130
 FRAME_STAGE_LABELS = ("upload", "pre", "infer", "post", "download")
 COMMANDS = ("export", "info", "bench")
 WINDOW_USAGE = (
-    "polypview [SOURCE] [--device N|PATH] [--model NAME|PATH] [--backend NAME] "
+    "polypview [SOURCE] [--device N|PATH|NAME] [--model NAME|PATH] [--backend NAME] "
     "[--screenshot FILE [--after S]]"
 )
 
@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--end", type=float, metavar="SEC")
     export.add_argument("--json", action="store_true", help="end with one JSON summary line")
 
-    info = commands.add_parser("info", help="versions, backends and installed models")
+    info = commands.add_parser(
+        "info", help="versions, backends, installed models and capture devices"
+    )
     info.add_argument("--json", action="store_true")
     info.add_argument(
         "--no-timing",
@@ -89,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument(
         "--source",
         required=True,
-        help="video file (played in real time), device:N, rtsp://... or synthetic:WxH@FPS",
+        help="video file (played in real time), device:N, device:NAME, rtsp://... or "
+        "synthetic:WxH@FPS",
     )
     pipeline.add_argument(
         "--model",
@@ -208,6 +211,7 @@ def collect_info(timing: bool = True) -> dict:
 
     from polypview.backends import auto_choice, backend_names, status
     from polypview.modelfile import MODELS_DIR, installed_models
+    from polypview.sources import list_devices
 
     try:  # video needs it, but info and the inference benchmark run without (GPU hosts)
         import av
@@ -238,10 +242,13 @@ def collect_info(timing: bool = True) -> dict:
         "models": models,
         **rank_models(models),
         "backends": [asdict(status(name)) for name in backend_names()],
+        "devices": [asdict(device) for device in list_devices()],
     }
 
 
 def run_info(args: argparse.Namespace) -> None:
+    from polypview.sources import DeviceInfo, describe_devices
+
     info = collect_info(timing=not args.no_timing)
     if args.json:
         print(json.dumps(info))
@@ -285,6 +292,9 @@ def run_info(args: argparse.Namespace) -> None:
         print(f"most accurate: {info['most_accurate']} (Kvasir-SEG test120 Dice)")
     if info["fastest"]:
         print(f"fastest here: {info['fastest']}")
+    print("capture devices:")
+    devices = [DeviceInfo(**device) for device in info["devices"]]
+    print("  " + describe_devices(devices).replace("\n", "\n  "))
 
 
 def run_bench(args: argparse.Namespace) -> None:
@@ -385,9 +395,14 @@ def build_window_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "source",
         nargs="?",
-        help="video file, folder of images, device:N, rtsp://... or synthetic:WxH@FPS",
+        help="video file, folder of images, device:N, device:NAME, rtsp://... or synthetic:WxH@FPS",
     )
-    parser.add_argument("--device", metavar="N|PATH", help="capture device index or path")
+    parser.add_argument(
+        "--device",
+        metavar="N|PATH|NAME",
+        help="capture device: its index, its path, or (part of) its name (polypview info lists "
+        "them)",
+    )
     parser.add_argument("--model", help="installed model name or path (default: the last used)")
     parser.add_argument("--backend", choices=["auto", *backend_names()])
     parser.add_argument("--screenshot", type=Path, metavar="FILE", help="save the window, quit")
@@ -407,6 +422,10 @@ def run_window(args: argparse.Namespace) -> int:
         raise PolypviewError("give a video or --device, not both")
     if args.after < 0:
         raise PolypviewError(f"--after must be 0 or more seconds, got {args.after}")
+    if args.device is not None:  # an unknown or ambiguous name ends here, before the window
+        from polypview.sources import resolve_device
+
+        resolve_device(args.device)
     from polypview.gui.app import run_window as run_app
 
     return run_app(args)

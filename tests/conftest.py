@@ -1,16 +1,20 @@
-"""Shared fixtures: a small clip and untrained stand-in models built in temporary folders."""
+"""Shared fixtures: a small clip, untrained stand-in models built in temporary folders, and the
+capture devices the device-listing library reports."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import cv2_enumerate_cameras
 import pytest
 import torch
+from cv2_enumerate_cameras import CameraInfo
 
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import ModelCard, save_model
 from polypview.nets import create_model
+from polypview.sources.listing import platform_backend
 from training.data import DEFAULT_ROOT
 from videos import write_clip
 
@@ -60,3 +64,23 @@ def real_clip() -> Path:
     if not REAL_CLIP.is_file():
         pytest.skip(f"real colonoscopy clip not found at {REAL_CLIP}")
     return REAL_CLIP
+
+
+def camera(index: int, name: str, usb_id: tuple[int, int] | None = None) -> CameraInfo:
+    """A device as cv2-enumerate-cameras reports one on Linux: its node, name and USB ids."""
+    vendor, product = usb_id or (None, None)
+    return CameraInfo(index, name, f"/dev/video{index}", vendor, product, platform_backend()[0])
+
+
+@pytest.fixture
+def cameras(monkeypatch: pytest.MonkeyPatch) -> list[CameraInfo]:
+    """The devices cv2-enumerate-cameras lists (none, until a test puts some in this list), so no
+    test sees the machine's own."""
+    present: list[CameraInfo] = []
+
+    def enumerate_cameras(api_preference: int) -> list[CameraInfo]:
+        assert api_preference == platform_backend()[0]  # the backend the devices are opened with
+        return list(present)
+
+    monkeypatch.setattr(cv2_enumerate_cameras, "enumerate_cameras", enumerate_cameras)
+    return present

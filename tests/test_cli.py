@@ -16,8 +16,9 @@ from pathlib import Path
 
 import av
 import pytest
+from cv2_enumerate_cameras import CameraInfo
 
-from conftest import make_stand_in
+from conftest import camera, make_stand_in
 from polypview.cli import main
 from polypview.modelfile import ModelCard
 from videos import BAD_VIDEOS, bad_input, run_child, write_clip
@@ -93,10 +94,23 @@ def test_export_honours_start_end_and_styles(
     assert json.loads(out.strip().splitlines()[-1])["frames"] == 5 == decoded_frames(output)
 
 
-def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_lists_backends_models_and_devices(
+    capsys: pytest.CaptureFixture[str], cameras: list[CameraInfo]
+) -> None:
+    cameras[:] = [camera(0, "USB Capture HDMI 4K+", (0x2935, 0x0006))]
     code, out, _ = run_cli(capsys, "info", "--json", "--no-timing")
     assert code == 0
     info = json.loads(out.strip().splitlines()[-1])
+    assert info["devices"] == [
+        {
+            "name": "USB Capture HDMI 4K+",
+            "backend": "V4L2",
+            "index": 0,
+            "path": "/dev/video0",
+            "vendor_id": 0x2935,
+            "product_id": 0x0006,
+        }
+    ]
     assert {backend["name"] for backend in info["backends"]} >= {"torch"}
     assert all({"name", "available", "reason"} <= backend.keys() for backend in info["backends"])
     assert isinstance(info["models"], list)
@@ -107,6 +121,20 @@ def test_info_lists_backends_and_models(capsys: pytest.CaptureFixture[str]) -> N
         assert all(reason for reason in card["auto_passed_over"].values())
     code, out, _ = run_cli(capsys, "info", "--no-timing")
     assert code == 0 and "backends:" in out
+    assert "capture devices:\n  device:/dev/video0 USB Capture HDMI 4K+  (V4L2, " in out
+
+
+def test_an_unknown_device_name_lists_the_devices_there_are(
+    capsys: pytest.CaptureFixture[str], cameras: list[CameraInfo]
+) -> None:
+    cameras[:] = [camera(0, "Integrated Camera"), camera(2, "Cam Link 4K")]
+    code, _, err = run_cli(capsys, "--device", "Magewell")
+    assert_one_clear_line(
+        code,
+        err,
+        "no capture device named 'Magewell' (found: Integrated Camera at device:/dev/video0, "
+        "Cam Link 4K at device:/dev/video2)",
+    )
 
 
 def test_info_names_the_most_accurate_and_the_fastest_model(

@@ -400,12 +400,16 @@ def test_the_chime_sounds_once_per_new_detection_and_never_fails(qtbot):
 
 
 def test_the_device_dialog_lists_the_modes_each_device_offers(qtbot):
-    devices = [DeviceInfo(0, "/dev/video0", "USB capture"), DeviceInfo(2, "/dev/video2", "cam")]
+    devices = [
+        DeviceInfo("USB Capture HDMI 4K+", "V4L2", 0, "/dev/video0", 0x2935, 0x0006),
+        DeviceInfo("HD USB Camera", "V4L2", 2, "/dev/video2"),
+        DeviceInfo("Cam Link 4K", "DirectShow", 1, r"\\?\usb#vid_0fd9&pid_0066"),
+    ]
     offered = [CaptureMode("MJPG", 1920, 1080, 60.0), CaptureMode("YUYV", 1280, 720, None)]
     release = threading.Event()
 
     def listed(device: int | str) -> list[CaptureMode]:
-        if device != "/dev/video2":
+        if device not in ("/dev/video2", 1):
             raise VideoError(f"cannot list the modes of {device}: not a V4L2 device")
         return offered
 
@@ -418,6 +422,12 @@ def test_the_device_dialog_lists_the_modes_each_device_offers(qtbot):
 
     def shown() -> list[str]:
         return [dialog.modes.itemText(index) for index in range(dialog.modes.count())]
+
+    assert [dialog.device_list.item(row).text() for row in range(3)] == [
+        "USB Capture HDMI 4K+  (V4L2 /dev/video0)",
+        "HD USB Camera  (V4L2 /dev/video2)",
+        "Cam Link 4K  (DirectShow 1)",
+    ]
 
     assert shown() == ["the device's own mode"]  # the first device lists none: it says why
     assert dialog.note.text() == "cannot list the modes of /dev/video0: not a V4L2 device."
@@ -435,13 +445,15 @@ def test_the_device_dialog_lists_the_modes_each_device_offers(qtbot):
     dialog.device_list.setCurrentRow(0)
     qtbot.mouseClick(dialog.probe_button, Qt.MouseButton.LeftButton)
     assert not dialog.open_button.isEnabled()  # the probe holds the device until it answers
-    assert dialog.note.text().startswith("Asking USB capture for the common modes")
+    assert dialog.note.text().startswith("Asking USB Capture HDMI 4K+ for the common modes")
     release.set()
     qtbot.waitUntil(lambda: dialog.modes.count() == 2, timeout=WAIT_MS)
     assert shown()[1] == "1280 x 720 at 30 frames/s, MJPG (compressed)"
     assert dialog.open_button.isEnabled() and dialog.probe_button.isHidden()
     dialog.modes.setCurrentIndex(1)
     assert dialog.chosen() == ("device:/dev/video0", DeviceMode(1280, 720, 30.0, "MJPG"))
+    dialog.device_list.setCurrentRow(2)  # off Linux a device opens by its index
+    assert dialog.chosen() == ("device:1", DeviceMode())
 
     empty = DeviceDialog([])
     qtbot.addWidget(empty)

@@ -1,5 +1,6 @@
-"""Sources: pacing and controls under a fake clock, device setup through a fake capture, a stream
-from a server on 127.0.0.1, and the specs that name them."""
+"""Sources: pacing and controls under a fake clock; devices through fakes of the libraries that
+list them (cv2-enumerate-cameras), their modes (linuxpy) and open them (OpenCV); a stream from a
+server on 127.0.0.1; and the specs that name them."""
 
 from __future__ import annotations
 
@@ -7,31 +8,39 @@ import errno
 import functools
 import http.server
 import socket
-import struct
 import sys
 import threading
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
+import linuxpy.video.device as v4l2
 import numpy as np
 import pytest
+from cv2_enumerate_cameras import CameraInfo
+from linuxpy.video import raw
 
+from conftest import camera
 from polypview.errors import VideoError
 from polypview.frame import Frame
 from polypview.sources import (
     CaptureMode,
+    DeviceInfo,
     DeviceSource,
     FileSource,
     StreamSource,
     SyntheticSource,
     describe_devices,
+    find_device,
     list_devices,
     list_modes,
     open_source,
     probe_modes,
 )
 from videos import picture, write_clip
+
+CAPTURE = v4l2.Capability.VIDEO_CAPTURE
 
 PERIOD = 1 / 25
 GUARD_S = 5.0  # only against a deadlock: a passing test never waits this long
@@ -216,6 +225,12 @@ def test_bad_synthetic_specs(spec: str) -> None:
 # --- DeviceSource -----------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_devices_but_the_tests(cameras: list[CameraInfo]) -> list[CameraInfo]:
+    """Device tests see only the devices they list, never this machine's."""
+    return cameras
+
+
 class FakeCapture:
     """A cv2.VideoCapture stand-in: delivers ``frames`` frames in the mode the device picks."""
 
@@ -249,9 +264,16 @@ class FakeCapture:
         self.released = True
 
 
-def factory_of(*captures: FakeCapture):
+def factory_of(*captures: FakeCapture, opened: list[int | str] | None = None):
+    """A capture factory handing out ``captures`` in turn, noting in ``opened`` what it opened."""
     remaining = iter(captures)
-    return lambda device, backend: next(remaining)
+
+    def factory(device: int | str, backend: int) -> FakeCapture:
+        if opened is not None:
+            opened.append(device)
+        return next(remaining)
+
+    return factory
 
 
 def test_device_sets_fourcc_before_size_and_reads_back_the_mode(clock: FakeClock) -> None:
@@ -268,7 +290,7 @@ def test_device_sets_fourcc_before_size_and_reads_back_the_mode(clock: FakeClock
     ]
     assert source.actual == {"width": 1280, "height": 720, "fps": 30.0, "fourcc": "YUYV"}
     assert (source.width, source.height, source.fps, source.live) == (1280, 720, 30.0, True)
-    assert source.name == "USB capture 0 (1280x720 YUYV @ 30)"
+    assert source.name == "capture device 0 (1280x720 YUYV @ 30)"  # not listed: no name
     frame = source.read()
     assert frame.image.shape == (720, 1280, 3) and frame.capture_time == 100.0
     source.close()
@@ -290,6 +312,40 @@ def test_device_unplugged_then_reconnected(clock: FakeClock) -> None:
     ).try_reconnect()
 
 
+MAGEWELL = (0x2935, 0x0006)
+
+
+def test_a_device_plugged_back_at_another_index_is_found_by_its_name(
+    cameras: list[CameraInfo], clock: FakeClock
+) -> None:
+    cameras[:] = [camera(0, "USB Capture HDMI 4K+", MAGEWELL)]
+    opened: list[int | str] = []
+    captures = (FakeCapture(frames=1), FakeCapture(frames=1))
+    source = open_source("device:hdmi 4k", capture_factory=factory_of(*captures, opened=opened))
+    assert source.name == "USB Capture HDMI 4K+ (1280x720 YUYV @ 30)"
+    source.read()
+    with pytest.raises(VideoError):
+        source.read()
+    cameras.clear()  # unplugged: not opened until it is listed again
+    assert not source.try_reconnect() and opened == ["/dev/video0"]
+    # plugged back after a webcam took its node
+    cameras[:] = [camera(0, "Integrated Camera"), camera(2, "USB Capture HDMI 4K+", MAGEWELL)]
+    assert source.try_reconnect()
+    assert opened == ["/dev/video0", "/dev/video2"] and source.device == "/dev/video2"
+    assert source.name.startswith("USB Capture HDMI 4K+ ") and source.read().index == 1
+
+
+def test_a_device_opened_by_index_is_named_and_found_again(cameras: list[CameraInfo]) -> None:
+    cameras[:] = [camera(1, "Cam Link 4K", (0x0FD9, 0x0066)), camera(3, "Cam Link 4K")]
+    opened: list[int | str] = []
+    source = open_source(
+        "1", capture_factory=factory_of(FakeCapture(), FakeCapture(), opened=opened)
+    )
+    assert source.name.startswith("Cam Link 4K (")
+    cameras[:] = [camera(3, "Cam Link 4K"), camera(4, "Cam Link 4K", (0x0FD9, 0x0066))]
+    assert source.try_reconnect() and opened == ["/dev/video1", "/dev/video4"]  # USB ids: not 3
+
+
 @pytest.mark.parametrize("spec", ["device:99", "/dev/video99", "99"])
 def test_a_missing_device_is_one_line(spec: str) -> None:
     if Path("/dev/video99").exists():
@@ -300,106 +356,161 @@ def test_a_missing_device_is_one_line(spec: str) -> None:
     assert str(failure.value) == f"cannot open capture device {device}: no such device"
 
 
-def test_no_devices_listed_here() -> None:
-    if list_devices():
-        pytest.skip("this machine has capture devices")
+# --- the devices present ----------------------------------------------------------------------
+
+
+def test_devices_are_listed_by_name_with_what_opencv_opens(cameras: list[CameraInfo]) -> None:
     assert describe_devices() == "no capture devices found"
-
-
-def test_linux_devices_come_from_sysfs(tmp_path: Path) -> None:
-    for node, name in [("video990", "Grabber"), ("video97", "HD USB Camera")]:
-        (tmp_path / node).mkdir()
-        (tmp_path / node / "name").write_text(f"{name}\n")
-    listed = list_devices(sysfs=tmp_path)
-    assert [(d.index, d.path, d.name) for d in listed] == [
-        (97, "/dev/video97", "HD USB Camera"),
-        (990, "/dev/video990", "Grabber"),
+    cameras[:] = [camera(2, "HD USB Camera"), camera(0, "USB Capture HDMI 4K+", MAGEWELL)]
+    devices = list_devices()
+    assert devices == [
+        DeviceInfo("USB Capture HDMI 4K+", "V4L2", 0, "/dev/video0", *MAGEWELL),
+        DeviceInfo("HD USB Camera", "V4L2", 2, "/dev/video2"),
     ]
+    assert [device.spec for device in devices] == ["device:/dev/video0", "device:/dev/video2"]
+    assert describe_devices().splitlines() == [
+        "device:/dev/video0 USB Capture HDMI 4K+  (V4L2, /dev/video0, 2935:0006)",
+        "device:/dev/video2 HD USB Camera  (V4L2, /dev/video2)",
+    ]
+
+
+def test_off_linux_a_device_opens_by_its_index() -> None:
+    windows = DeviceInfo("USB Capture HDMI 4K+", "DirectShow", 1, r"\\?\usb#vid_2935&pid_0006")
+    assert (windows.target, windows.spec) == (1, "device:1")
+
+
+def test_a_device_is_named_by_part_of_its_name_or_its_path(cameras: list[CameraInfo]) -> None:
+    cameras[:] = [
+        camera(0, "Integrated Camera"),
+        camera(2, "USB Capture HDMI 4K+", MAGEWELL),
+        camera(4, "USB Capture HDMI"),
+    ]
+    assert find_device("usb capture hdmi 4k").index == 2
+    assert find_device("USB capture HDMI").index == 4  # the whole name beats a part of another
+    assert find_device("/dev/video0").name == "Integrated Camera"
+    with pytest.raises(VideoError) as failure:
+        find_device("USB")
+    assert str(failure.value) == (
+        "'USB' names more than one capture device (USB Capture HDMI 4K+ at device:/dev/video2, "
+        "USB Capture HDMI at device:/dev/video4); give more of the name, or one of the specs shown"
+    )
+
+
+def test_an_unknown_name_lists_the_devices_there_are(cameras: list[CameraInfo]) -> None:
+    with pytest.raises(VideoError) as failure:
+        open_source("device:Magewell")
+    assert str(failure.value) == "no capture device named 'Magewell' (none found)"
+    cameras[:] = [camera(0, "Integrated Camera"), camera(2, "Cam Link 4K")]
+    with pytest.raises(VideoError) as failure:
+        open_source("device:Magewell")
+    assert str(failure.value) == (
+        "no capture device named 'Magewell' (found: Integrated Camera at device:/dev/video0, "
+        "Cam Link 4K at device:/dev/video2)"
+    )
 
 
 # --- the modes a device offers ---------------------------------------------------------------
 
-
-def iowr(number: int, size: int) -> int:
-    """_IOWR('V', number, a struct of ``size`` bytes), as linux/ioctl.h builds it."""
-    return 3 << 30 | size << 16 | ord("V") << 8 | number
-
-
-QUERYCAP, ENUM_FMT = 0x80685600, iowr(2, 64)  # v4l2_capability: 104 bytes; v4l2_fmtdesc: 64
-ENUM_FRAMESIZES, ENUM_FRAMEINTERVALS = iowr(74, 44), iowr(75, 52)  # frmsizeenum, frmivalenum
-CAPTURE, MPLANE = 0x1, 0x1000
-DISCRETE, CONTINUOUS, STEPWISE = 1, 2, 3
-
-
-def code(fourcc: str) -> int:
-    return int.from_bytes(fourcc.ljust(4).encode(), "little")
+Sizes = dict[str, list[tuple[int, ...]]]  # fourcc: (type, *values) for each frame size
+Rates = dict[tuple[str, int, int] | str, list[tuple[int, ...]]]  # (fourcc, w, h) or fourcc
 
 
 class FakeDriver:
-    """A V4L2 driver answering through ``ioctl`` from tables, filling each struct at the byte
-    offsets of linux/videodev2.h: a request of the wrong size or code fails the test.
+    """linuxpy's video Device as ``list_modes`` uses it, answering from tables with linuxpy's own
+    types, the way linuxpy turns a driver's answers into them.
 
-    ``sizes`` maps a fourcc to its VIDIOC_ENUM_FRAMESIZES answers, ``rates`` a (fourcc, width,
-    height) or a fourcc to its VIDIOC_ENUM_FRAMEINTERVALS answers, each ``(type, *values)``; an
-    answer left out is EINVAL, as a driver ends a list. ``fail`` maps a request to an errno.
+    ``sizes`` gives a fourcc's frame sizes, ``(DISCRETE, w, h)`` or ``(STEPWISE|CONTINUOUS,
+    min_w, max_w, step_w, min_h, max_h, step_h)``; ``rates`` a size's frame intervals,
+    ``(DISCRETE, numerator, denominator)`` or a range ``(type, min_n, min_d, max_n, max_d)`` in
+    seconds per frame. ``failure`` is raised where the node is opened.
     """
 
     def __init__(
         self,
-        sizes: dict[str, list[tuple[int, ...]]],
-        rates: dict[tuple[str, int, int] | str, list[tuple[int, ...]]],
+        sizes: Sizes,
+        rates: Rates,
         *,
-        node_caps: int = CAPTURE,
-        fail: dict[int, int] | None = None,
+        capabilities: v4l2.Capability = v4l2.Capability.VIDEO_CAPTURE,
+        failure: OSError | None = None,
     ) -> None:
-        self.sizes, self.rates, self.node_caps, self.fail = sizes, rates, node_caps, fail or {}
-        self.buffer_types: set[int] = set()
+        self.sizes, self.rates, self.failure = sizes, rates, failure
+        self.device_capabilities = capabilities
+        self.opened: list[tuple[Path, bool]] = []
+        self.buffer_types: set[v4l2.BufferType] = set()
 
-    def __call__(self, handle: int, request: int, asked: bytes) -> bytes:
-        if request in self.fail:
-            raise OSError(self.fail[request], "driver failure")
-        expected = {QUERYCAP: 104, ENUM_FMT: 64, ENUM_FRAMESIZES: 44, ENUM_FRAMEINTERVALS: 52}
-        assert len(asked) == expected[request]
-        answer = bytearray(asked)
-        if request == QUERYCAP:
-            struct.pack_into("<2I", answer, 84, 0x80000000 | CAPTURE | MPLANE, self.node_caps)
-            return bytes(answer)
-        index, fourcc_code = struct.unpack_from("<2I", asked)
-        if request == ENUM_FMT:  # index, type, flags, description[32], pixelformat at 44
-            self.buffer_types.add(fourcc_code)
-            formats = list(self.sizes)
-            self._end_unless(index < len(formats))
-            struct.pack_into("<32sI", answer, 12, formats[index].encode(), code(formats[index]))
-            return bytes(answer)
-        fourcc = fourcc_code.to_bytes(4, "little").decode().strip()
-        if request == ENUM_FRAMESIZES:  # index, pixel_format, type at 8, union at 12
-            entries = self.sizes[fourcc]
-            self._end_unless(index < len(entries))
-            kind, *values = entries[index]
-            struct.pack_into(f"<{1 + len(values)}I", answer, 8, kind, *values)
-            return bytes(answer)
-        width, height = struct.unpack_from("<2I", asked, 8)  # then type at 16, union at 20
+    def __call__(self, path: Path, read_write: bool = True) -> FakeDriver:
+        self.opened.append((path, read_write))
+        return self
+
+    def __enter__(self) -> FakeDriver:
+        if self.failure is not None:
+            raise self.failure
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to close."""
+
+    @property
+    def info(self) -> FakeDriver:
+        return self
+
+    def buffer_formats(self, buffer_type: v4l2.BufferType) -> list[v4l2.ImageFormat]:
+        self.buffer_types.add(buffer_type)
+        return [
+            v4l2.ImageFormat(buffer_type, fourcc, v4l2.ImageFormatFlag(0), pixel_format(fourcc))
+            for fourcc in self.sizes
+        ]
+
+    def format_frame_sizes(self, pixel_format: v4l2.PixelFormat) -> list[v4l2.FrameSize]:
+        sizes = []
+        for index, (kind, *values) in enumerate(self.sizes[fourcc_of(pixel_format)]):
+            layout = raw.v4l2_frmsize_discrete if kind == DISCRETE else raw.v4l2_frmsize_stepwise
+            kind = v4l2.FrameSizeType(kind)
+            sizes.append(v4l2.FrameSize(index, pixel_format, kind, layout(*values)))
+        return sizes
+
+    def fps_intervals(
+        self, pixel_format: v4l2.PixelFormat, width: int, height: int
+    ) -> list[v4l2.FrameType]:
+        fourcc = fourcc_of(pixel_format)
         entries = self.rates.get((fourcc, width, height), self.rates.get(fourcc, []))
-        self._end_unless(index < len(entries))
-        kind, *values = entries[index]
-        struct.pack_into(f"<{1 + len(values)}I", answer, 16, kind, *values)
-        return bytes(answer)
+        if not entries:  # linuxpy's stand-in for a size the driver lists no rates for
+            return [
+                v4l2.FrameType(
+                    v4l2.FrameIntervalType(DISCRETE), pixel_format, width, height, 0, 0, 0
+                )
+            ]
+        intervals = []
+        for kind, *values in entries:
+            if kind == DISCRETE:
+                numerator, denominator = values
+                highest = lowest = Fraction(denominator / numerator)  # linuxpy divides: 0/0 raises
+            else:  # linuxpy gives the inverse of the shortest interval first, 0 for a 0/0 bound
+                shortest_n, shortest_d, longest_n, longest_d, *_step = values
+                highest = Fraction(shortest_d, shortest_n) if shortest_n else 0
+                lowest = Fraction(longest_d, longest_n) if longest_n else 0
+            kind = v4l2.FrameIntervalType(kind)
+            intervals.append(v4l2.FrameType(kind, pixel_format, width, height, highest, lowest, 0))
+        return intervals
 
-    @staticmethod
-    def _end_unless(present: bool) -> None:
-        if not present:
-            raise OSError(errno.EINVAL, "Invalid argument")
+
+def pixel_format(fourcc: str) -> v4l2.PixelFormat:
+    return v4l2.PixelFormat(int.from_bytes(fourcc.ljust(4).encode(), "little"))
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Path:
-    """A file standing in for a device node: it opens, and the fake driver answers for it."""
-    path = tmp_path / "video7"
-    path.write_bytes(b"")
-    return path
+def fourcc_of(pixel_format: v4l2.PixelFormat) -> str:
+    return v4l2.human_pixel_format(pixel_format).strip()
 
 
-def test_discrete_modes_largest_and_fastest_first(node: Path) -> None:
+DISCRETE, CONTINUOUS, STEPWISE = 1, 2, 3  # V4L2's frame size and interval types
+
+
+def modes_of(monkeypatch: pytest.MonkeyPatch, driver: FakeDriver) -> list[CaptureMode]:
+    monkeypatch.setattr(v4l2, "Device", driver)
+    return list_modes("/dev/video7")
+
+
+def test_discrete_modes_largest_and_fastest_first(monkeypatch: pytest.MonkeyPatch) -> None:
     driver = FakeDriver(
         {
             "YUYV": [(DISCRETE, 640, 480), (DISCRETE, 1920, 1080)],
@@ -410,11 +521,11 @@ def test_discrete_modes_largest_and_fastest_first(node: Path) -> None:
             ("MJPG", 1920, 1080): [(DISCRETE, 1, 30), (DISCRETE, 1, 60)],
             ("MJPG", 1280, 720): [(DISCRETE, 1, 60)],
             ("YUYV", 1920, 1080): [(DISCRETE, 1, 5)],
-            ("YUYV", 640, 480): [(DISCRETE, 1001, 30000), (DISCRETE, 0, 0)],  # 0/0: skipped
+            ("YUYV", 640, 480): [(DISCRETE, 1001, 30000)],
             "H264": [(DISCRETE, 1, 30)],
         },
     )
-    modes = list_modes(str(node), ioctl=driver)
+    modes = modes_of(monkeypatch, driver)
     assert modes == [
         CaptureMode("MJPG", 1920, 1080, 60.0),
         CaptureMode("MJPG", 1920, 1080, 30.0),
@@ -422,33 +533,39 @@ def test_discrete_modes_largest_and_fastest_first(node: Path) -> None:
         CaptureMode("MJPG", 1280, 720, 60.0),
         CaptureMode("YUYV", 640, 480, 30000 / 1001),
     ]
-    assert driver.buffer_types == {1}  # V4L2_BUF_TYPE_VIDEO_CAPTURE
+    assert driver.opened == [(Path("/dev/video7"), False)]  # read-only: a stream may be running
+    assert driver.buffer_types == {v4l2.BufferType.VIDEO_CAPTURE}
     assert modes[0].label == "1920 x 1080 at 60 frames/s, MJPG (compressed)"
     assert modes[-1].label == "640 x 480 at 29.97 frames/s, YUYV (uncompressed)"
 
 
-def test_stepwise_sizes_and_rates_offer_the_standard_ones_on_their_steps(node: Path) -> None:
+def test_stepwise_sizes_and_rates_offer_the_standard_ones_on_their_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     driver = FakeDriver(
         # widths 160-1920 in steps of 32 (720 is off them), heights 120-1080 in steps of 8
         {"YUYV": [(STEPWISE, 160, 1920, 32, 120, 1080, 8)]},
         # 1/60 s to 1/20 s per frame
         {"YUYV": [(STEPWISE, 1, 60, 1, 20, 1, 1000)]},
     )
-    modes = list_modes(str(node), ioctl=driver)
+    modes = modes_of(monkeypatch, driver)
     sizes = list(dict.fromkeys((mode.width, mode.height) for mode in modes))
     assert sizes == [(1920, 1080), (1280, 1024), (1280, 720), (1024, 768), (800, 600), (640, 480)]
     assert [mode.fps for mode in modes if mode.width == 1920] == [60.0, 50.0, 30.0, 25.0, 24.0]
 
 
-def test_continuous_sizes_and_mplane_nodes_and_sizes_without_rates(node: Path) -> None:
+def test_continuous_sizes_sizes_without_rates_and_broken_rates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     driver = FakeDriver(
         {"NV12": [(CONTINUOUS, 640, 1280, 1, 480, 720, 1)]},
-        {("NV12", 1280, 720): [(CONTINUOUS, 1, 50, 1, 25, 1, 1)]},  # other sizes: no rates listed
-        node_caps=MPLANE,
+        {
+            ("NV12", 1280, 720): [(CONTINUOUS, 1, 50, 1, 25, 1, 1)],
+            ("NV12", 800, 600): [(CONTINUOUS, 0, 0, 1, 25, 1, 1)],  # unbounded: nothing offered
+            ("NV12", 720, 576): [(DISCRETE, 0, 0)],  # 0/0, which linuxpy cannot divide
+        },  # the other sizes: no rates listed
     )
-    modes = list_modes(str(node), ioctl=driver)
-    assert driver.buffer_types == {9}  # V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
-    assert modes == [
+    assert modes_of(monkeypatch, driver) == [
         CaptureMode("NV12", 1280, 720, 50.0),
         CaptureMode("NV12", 1280, 720, 30.0),
         CaptureMode("NV12", 1280, 720, 25.0),
@@ -457,29 +574,52 @@ def test_continuous_sizes_and_mplane_nodes_and_sizes_without_rates(node: Path) -
         CaptureMode("NV12", 720, 480, None),
         CaptureMode("NV12", 640, 480, None),
     ]
-    assert modes[-1].label == "640 x 480 at the device's rate, NV12 (uncompressed)"
+    assert CaptureMode("NV12", 640, 480, None).label == (
+        "640 x 480 at the device's rate, NV12 (uncompressed)"
+    )
 
 
 @pytest.mark.parametrize(
-    ("node_caps", "fail", "reason"),
+    ("capabilities", "failure", "reason"),
     [
-        (CAPTURE, {QUERYCAP: errno.ENOTTY}, "not a V4L2 device"),
-        (0x800000, {}, "it does not capture video (a metadata or output node)"),
-        (CAPTURE, {ENUM_FRAMESIZES: errno.ENODEV}, "driver failure"),  # unplugged meanwhile
+        (CAPTURE, OSError(errno.ENOTTY, "Inappropriate ioctl"), "not a V4L2 device"),
+        (
+            CAPTURE,
+            PermissionError(errno.EACCES, "denied"),
+            "no permission (is this user in the video group?)",
+        ),
+        (CAPTURE, OSError(errno.ENODEV, "No such device"), "No such device"),  # unplugged meanwhile
+        (
+            v4l2.Capability.META_CAPTURE,
+            None,
+            "it does not capture video (a metadata or output node)",
+        ),
+        (
+            v4l2.Capability.VIDEO_CAPTURE_MPLANE,
+            None,
+            "it is a multi-planar node, whose modes are not listed",
+        ),
     ],
 )
 def test_a_driver_that_cannot_list_modes_says_why(
-    node: Path, node_caps: int, fail: dict[int, int], reason: str
+    monkeypatch: pytest.MonkeyPatch,
+    capabilities: v4l2.Capability,
+    failure: OSError | None,
+    reason: str,
 ) -> None:
-    driver = FakeDriver({"MJPG": [(DISCRETE, 640, 480)]}, {}, node_caps=node_caps, fail=fail)
-    with pytest.raises(VideoError) as failure:
-        list_modes(str(node), ioctl=driver)
-    assert str(failure.value) == f"cannot list the modes of {node}: {reason}"
+    driver = FakeDriver(
+        {"MJPG": [(DISCRETE, 640, 480)]}, {}, capabilities=capabilities, failure=failure
+    )
+    with pytest.raises(VideoError) as raised:
+        modes_of(monkeypatch, driver)
+    assert str(raised.value) == f"cannot list the modes of /dev/video7: {reason}"
 
 
-def test_a_file_is_not_a_v4l2_node(node: Path) -> None:
+def test_a_file_is_not_a_v4l2_node(tmp_path: Path) -> None:
+    node = tmp_path / "video7"
+    node.write_bytes(b"")
     with pytest.raises(VideoError) as failure:
-        list_modes(str(node))  # the real fcntl.ioctl: a regular file answers ENOTTY
+        list_modes(str(node))  # linuxpy itself: a regular file answers ENOTTY
     assert str(failure.value) == f"cannot list the modes of {node}: not a V4L2 device"
 
 
@@ -634,7 +774,7 @@ def test_device_specs_reach_the_device_source() -> None:
     assert isinstance(source, DeviceSource) and source.device == 3
 
 
-@pytest.mark.parametrize("spec", ["", "ftp://example.invalid/x", "device:abc", "missing.mp4"])
+@pytest.mark.parametrize("spec", ["", "ftp://example.invalid/x", "device:", "missing.mp4"])
 def test_unknown_specs_name_the_accepted_forms(spec: str) -> None:
     with pytest.raises(VideoError) as failure:
         open_source(spec)

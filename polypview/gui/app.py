@@ -1,4 +1,5 @@
-"""Start the window: ``polypview [SOURCE] [--device N|PATH] [--screenshot FILE [--after S]]``."""
+"""Start the window:
+``polypview [SOURCE] [--device N|PATH|NAME] [--screenshot FILE [--after S]]``."""
 
 from __future__ import annotations
 

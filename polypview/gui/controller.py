@@ -26,7 +26,7 @@ from polypview.overlay import OverlayOptions
 from polypview.pipeline import Pipeline, Result, Segment
 from polypview.recorder import MB, Recorder, RecordingSummary, check_free_space
 from polypview.segmenter import Segmentation, Segmenter
-from polypview.sources import DeviceSource, FileSource, Source, open_source
+from polypview.sources import FileSource, Source, open_source
 from polypview.tracking import Tracker
 
 DEMO_CLIP = Path(__file__).resolve().parents[2] / "assets" / "demo.mp4"
@@ -54,19 +54,13 @@ class DeviceMode:
 
 
 def open_any(spec: str, mode: DeviceMode | None = None, loop: bool = False) -> Source:
-    """The source ``spec`` names: a file or image folder (played in real time), ``device:N`` or
-    ``device:PATH`` (with ``mode``), or anything else ``open_source`` reads."""
+    """The source ``spec`` names: a file or image folder (played in real time), a device
+    (``device:N``, ``device:PATH`` or ``device:NAME``, with ``mode``), or anything else
+    ``open_source`` reads."""
     if spec.startswith("device:"):
-        target = spec.removeprefix("device:")
         mode = mode or DeviceMode()
         pixel_format = {"fourcc": mode.fourcc} if mode.fourcc else {}
-        return DeviceSource(
-            int(target) if target.isdigit() else target,
-            width=mode.width,
-            height=mode.height,
-            fps=mode.fps,
-            **pixel_format,
-        )
+        return open_source(spec, width=mode.width, height=mode.height, fps=mode.fps, **pixel_format)
     if "://" not in spec and not spec.startswith("synthetic:") and Path(spec).exists():
         return FileSource(spec, loop=loop)
     return open_source(spec)

@@ -1,4 +1,4 @@
-"""Open capture device: the devices found, and the modes the chosen one actually offers.
+"""Open capture device: the devices found, by name, and the modes the chosen one actually offers.
 
 A device's modes are read from its driver when it is picked (V4L2 on Linux: instant). Where the
 driver cannot be asked (Windows, macOS, a node that is not V4L2), "Try common modes" asks the
@@ -49,12 +49,12 @@ class DeviceDialog(QDialog):
         self.setWindowTitle("Open capture device")
         self._devices = list_devices() if devices is None else devices
         self._list_modes, self._probe_modes = list_modes, probe_modes
-        self._probed: dict[str, list[CaptureMode]] = {}  # what the probe found, by device path
-        self._probing: str | None = None  # the path of the device being probed
+        self._probed: dict[int | str, list[CaptureMode]] = {}  # the probe's finds, by target
+        self._probing: int | str | None = None  # the target of the device being probed
         self._background = Background(self)
         self.device_list = QListWidget()
         for device in self._devices:
-            self.device_list.addItem(f"{device.name}  ({device.path})")
+            self.device_list.addItem(f"{device.name}  ({device.backend} {device.target})")
         self.modes = QComboBox()
         self.note = QLabel()
         self.note.setWordWrap(True)
@@ -88,7 +88,7 @@ class DeviceDialog(QDialog):
         device = self._current()
         if device is None:
             return None
-        return f"device:{device.path}", self.modes.currentData()
+        return device.spec, self.modes.currentData()
 
     def _current(self) -> DeviceInfo | None:
         row = self.device_list.currentRow()
@@ -102,13 +102,13 @@ class DeviceDialog(QDialog):
         device = self._current()
         modes: list[CaptureMode] = []
         note, can_probe = "", False
-        if device is not None and device.path in self._probed:
-            modes = self._probed[device.path]
+        if device is not None and device.target in self._probed:
+            modes = self._probed[device.target]
             if not modes:
                 note = "The device took none of the common modes: open it in its own mode."
         elif device is not None:
             try:
-                modes = self._list_modes(_target(device))
+                modes = self._list_modes(device.target)
             except VideoError as error:
                 note, can_probe = f"{error}.", True
             if not modes and not note:
@@ -117,7 +117,7 @@ class DeviceDialog(QDialog):
             self.modes.addItem(
                 mode.label, DeviceMode(mode.width, mode.height, mode.fps, mode.fourcc)
             )
-        if device is not None and device.path == self._probing:
+        if device is not None and device.target == self._probing:
             note = f"Asking {device.name} for the common modes (a few seconds) ..."
         self.note.setText(note)
         self.note.setVisible(bool(note))
@@ -134,26 +134,21 @@ class DeviceDialog(QDialog):
         device = self._current()
         if device is None or self._probing is not None:
             return
-        self._probing = device.path
+        target = self._probing = device.target
         self._background.run(
             "probe-modes",
-            lambda: self._probe_modes(_target(device)),
-            lambda modes: self._probe_done(device.path, modes, ""),
-            lambda message: self._probe_done(device.path, [], message),
+            lambda: self._probe_modes(target),
+            lambda modes: self._probe_done(target, modes, ""),
+            lambda message: self._probe_done(target, [], message),
         )
         self._show_modes()
 
-    def _probe_done(self, path: str, modes: list[CaptureMode], failure: str) -> None:
+    def _probe_done(self, target: int | str, modes: list[CaptureMode], failure: str) -> None:
         self._probing = None
         if not failure:
-            self._probed[path] = modes
+            self._probed[target] = modes
         self._show_modes()
         current = self._current()
-        if failure and current is not None and current.path == path:
+        if failure and current is not None and current.target == target:
             self.note.setText(f"{failure}.")
             self.note.setVisible(True)
-
-
-def _target(device: DeviceInfo) -> int | str:
-    """What ``sources`` opens: the node's path on Linux, the capture index elsewhere."""
-    return int(device.path) if device.path.isdigit() else device.path
