@@ -19,7 +19,7 @@ from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
 from training.data import load_cached, resolve_dataset
 from training.export import export_checkpoint
-from training.losses import dice_bce_loss, false_alarm_loss
+from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.train import build_network, main, parse_args
 from training.transforms import normalise
@@ -222,6 +222,28 @@ def test_the_false_alarm_term_punishes_a_blob_on_a_clean_frame_only() -> None:
     false_alarm_loss(logits, clean).backward()
     pushed = logits.grad[0, 0] != 0  # the most confident 0.5% of the frame, all in the blob
     assert pushed.sum() == int(0.005 * 64 * 64) and pushed[20:40, 20:40].sum() == pushed.sum()
+
+
+def test_distillation_pulls_towards_the_teacher_and_rests_where_it_agrees() -> None:
+    teacher = torch.linspace(-6, 6, 64).view(1, 1, 8, 8)
+    agreeing = teacher.clone().requires_grad_()
+    distillation_loss(agreeing, teacher).backward()
+    assert agreeing.grad.abs().max() < 1e-6
+    flat = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    distillation_loss(flat, teacher).backward()
+    # gradient descent moves each pixel towards the teacher's side of 0.5
+    assert torch.equal(torch.sign(-flat.grad), torch.sign(teacher))
+
+
+def test_a_student_trains_beside_an_installed_teacher(dataset: Path, tmp_path: Path) -> None:
+    main(train_args(dataset, tmp_path / "teacher", "--epochs", "1"))
+    teacher = export_checkpoint(tmp_path / "teacher" / "best.pt", "teacher", tmp_path / "models")
+    run = tmp_path / "student"
+    main(train_args(dataset, run, "--epochs", "1", "--teacher", str(teacher.weights_path)))
+    student = export_checkpoint(run / "best.pt", "student", tmp_path / "models")
+    assert f"distilled from {teacher.weights_path}" in student.recipe
+    with pytest.raises(SystemExit, match="--teacher"):
+        main(train_args(dataset, tmp_path / "orphan", "--teacher", "missing.safetensors"))
 
 
 def test_validation_frame_scores_match_the_apps() -> None:

@@ -70,6 +70,8 @@ def describe_run(state: dict) -> tuple[str, str]:
         start = f"warm restart from {Path(config['init']).name}"
     if config.get("false_alarm_weight"):
         start += f"; false-alarm term x{config['false_alarm_weight']} on polyp-free frames"
+    if config.get("teacher"):
+        start += f"; distilled from {config['teacher']} (x{config['distill_weight']})"
     recipe = (
         f"{start}; {loss[config.get('loss', 'dice-bce')]}; AdamW lr {config['lr']}, weight "
         f"decay {config['weight_decay']}; {config['warmup_epochs']} warm-up epochs then cosine "

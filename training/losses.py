@@ -2,7 +2,8 @@
 
 ``dice_bce_loss`` is the recipe's default; ``structure_loss`` is PraNet's alternative
 (``training.train --loss structure``); ``false_alarm_loss`` is added on top with
-``--false-alarm-weight``. Each takes logits and {0, 1} masks shaped ``[B, 1, H, W]``.
+``--false-alarm-weight``; ``distillation_loss`` with ``--teacher``. Each takes logits and {0, 1}
+masks (or a teacher's logits) shaped ``[B, 1, H, W]``.
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ def false_alarm_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     top = flat.topk(max(1, int(FLAG_AREA * flat.shape[1])), dim=1).values.mean(1)
     polyp_free = masks.flatten(1).amax(1) < 0.5
     return (F.softplus(top) * polyp_free).mean()
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """BCE towards a trained teacher's probabilities (Hinton et al. 2015, per pixel).
+
+    A soft target says how sure the teacher is at every pixel, on polyp-free frames and at
+    boundaries alike: more to learn from per step than a hard mask, which is what a network
+    trained from scratch on two cores is short of."""
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.sigmoid(teacher_logits.float()))

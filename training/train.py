@@ -60,7 +60,7 @@ from training.data import (
     validation_split,
 )
 from training.distributed import Distributed, setup, teardown
-from training.losses import LOSSES, false_alarm_loss
+from training.losses import LOSSES, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.transforms import AUGMENTATIONS, normalise
 
@@ -121,6 +121,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="weight of the false-alarm term on polyp-free frames (train.false_alarm_loss)",
+    )
+    parser.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="distil from this installed model (name or model file): its probabilities are a "
+        "second target (train.distillation_loss)",
+    )
+    parser.add_argument(
+        "--distill-weight", type=float, default=1.0, help="weight of the teacher's term"
     )
     parser.add_argument("--size", type=int, default=256, help="square input size")
     parser.add_argument("--epochs", type=int, default=200)
@@ -287,6 +296,40 @@ def build_network(args: argparse.Namespace) -> nn.Module:
     return network
 
 
+@dataclass
+class Teacher:
+    """A frozen trained network and the input normalisation its card asks for."""
+
+    network: nn.Module
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, pixels: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+        """The teacher's logits for a batch of [0, 1] RGB pixels."""
+        images = normalise(pixels, self.mean, self.std).contiguous(
+            memory_format=torch.channels_last
+        )
+        with (
+            torch.no_grad(),
+            torch.autocast(pixels.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)),
+        ):
+            return self.network(images)
+
+
+def load_teacher(name: str, device: torch.device) -> Teacher:
+    """The installed model ``name`` (or model file) as a frozen teacher on ``device``."""
+    from polypview.errors import ModelError
+    from polypview.modelfile import find_model, load_network
+
+    try:
+        card = find_model(name)
+        network = load_network(card)
+    except ModelError as error:
+        sys.exit(f"train: --teacher: {error}")
+    network = network.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+    return Teacher(network, tuple(card.mean), tuple(card.std))
+
+
 def optimiser_groups(network: nn.Module, args: argparse.Namespace) -> list[dict]:
     """One group, or two when a pretrained encoder learns slower than the fresh decoder."""
     if not args.pretrained:
@@ -336,6 +379,7 @@ def train_one_epoch(
     args: argparse.Namespace,
     distributed: Distributed,
     dtype: torch.dtype | None,
+    teacher: Teacher | None = None,
 ) -> float:
     run.network.train()
     device = distributed.device
@@ -344,14 +388,16 @@ def train_one_epoch(
         loader, desc=f"epoch {run.epoch}", disable=not distributed.is_main or None, leave=False
     )
     for images, masks in bar:
-        images, masks = augment(*to_device(images, masks, device))
-        images = normalise(images, *input_normalisation(args.model))
+        pixels, masks = augment(*to_device(images, masks, device))
+        images = normalise(pixels, *input_normalisation(args.model))
         images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = run.network(images)
         loss = LOSSES[args.loss](logits, masks)
         if args.false_alarm_weight:
             loss = loss + args.false_alarm_weight * false_alarm_loss(logits, masks)
+        if teacher is not None:
+            loss = loss + args.distill_weight * distillation_loss(logits, teacher(pixels, dtype))
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
@@ -604,13 +650,14 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     elif distributed.is_main:
         log_path.unlink(missing_ok=True)
     augment = AUGMENTATIONS[args.augment]().to(device)
+    teacher = load_teacher(args.teacher, device) if args.teacher else None
 
     epoch_seconds = 0.0
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
         sampler.set_epoch(run.epoch)
-        loss = train_one_epoch(run, loader, augment, args, distributed, dtype)
+        loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher)
         validation = validate(
             run.network, validation_loader, distributed, dtype, input_normalisation(args.model)
         )
