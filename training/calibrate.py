@@ -13,7 +13,9 @@ counted: one FROC-style curve per area fraction.
 The operating point: among the candidates with both shares within their targets (5% each by
 default), the one with the widest margin to the nearer target, since unseen footage moves both;
 where none meets both, the one that misses fewest polyp frames with false alarms within target;
-failing that too, the one with fewest false alarms. Test splits are never read.
+failing that too, the one with fewest false alarms. Test splits are never read to choose; with
+``--write`` the card's test metrics are scored again under the new decision, so they stay what
+the app shows.
 """
 
 from __future__ import annotations
@@ -139,7 +141,9 @@ def calibrate(args: argparse.Namespace) -> dict:
         segmenter, args.polyp, args.negative, args.max_flagged, args.max_missed, args.plot
     )
     if args.write:
-        replace(segmenter.card, decision=decision).save()
+        from training.export import rescored
+
+        rescored(replace(segmenter.card, decision=decision)).save()
     return decision
 
 

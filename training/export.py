@@ -24,7 +24,7 @@ from polypview.backends import create_backend
 from polypview.modelfile import MODELS_DIR, ModelCard, load_network, save_model
 from polypview.nets import create_model, input_normalisation
 from polypview.segmenter import Segmenter
-from training.data import DatasetSpec
+from training.data import DEFAULT_ROOT, DatasetSpec
 from training.evaluate import EvaluationResult, evaluate, split_pairs
 
 # The largest test-Dice change from storing fp16 that still counts as "nothing measurable".
@@ -35,6 +35,21 @@ def score(card: ModelCard, data: str, split: str) -> EvaluationResult:
     """Test metrics as the app computes them: the torch fp32 backend, original resolution."""
     segmenter = Segmenter(card, create_backend("torch", load_network(card), card))
     return evaluate(segmenter, split_pairs(data, split))
+
+
+def test_data(key: str) -> tuple[Path, str]:
+    """The dataset and split a card's metrics key names: ``test120`` is the main dataset's
+    split, ``polypgen:test`` another dataset's (its folder beside the main one)."""
+    name, _, split = key.rpartition(":")
+    return (DEFAULT_ROOT.parent / name if name else DEFAULT_ROOT), split
+
+
+def rescored(card: ModelCard) -> ModelCard:
+    """``card`` with each of its test metrics scored again: after its decision changed, so the
+    figures stay what the app shows."""
+    return replace(
+        card, metrics={key: rounded(score(card, *test_data(key))) for key in card.metrics}
+    )
 
 
 def describe_run(state: dict) -> tuple[str, str]:
