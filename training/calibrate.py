@@ -128,7 +128,7 @@ def plot(points: list[OperatingPoint], chosen: OperatingPoint, title: str, png: 
     axis.set_ylabel("polyp validation frames found")
     axis.set_title(title, fontsize=10)
     axis.set_xlim(0, 0.5)
-    axis.set_ylim(0.5, 1.0)
+    axis.set_ylim(min(0.5, 0.95 - chosen.frames_missed), 1.0)  # the default stays in view
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
     figure.savefig(png, dpi=110)
