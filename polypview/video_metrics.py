@@ -24,6 +24,7 @@ predicted mask, when that is given). A run of ``n`` frames lasts ``n / frame_rat
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -193,27 +194,28 @@ def video_metrics(
     )
 
 
-def link_boxes(frames: Sequence[Sequence[Box]], min_iou: float = 0.1) -> list[dict[str, Box]]:
+def link_boxes(frames: Sequence[Sequence[Box]], max_step: float = 1.5) -> list[dict[str, Box]]:
     """Name the true boxes of consecutive frames as polyps: a box continues the polyp of the
-    previous frame's box it overlaps most (IoU at least ``min_iou``), else it is a new polyp.
+    previous frame whose box centre lies within ``max_step`` box sizes (the square root of the
+    mean of the two areas) of its own, nearest first; any other box is a new polyp.
 
-    For ground truth given as boxes without identities (the shared real clip's boxes JSON)."""
+    For ground truth given as boxes without identities (the shared real clip's boxes JSON),
+    where a polyp near the scope moves most of its own size from one frame to the next, so boxes
+    of one polyp need not overlap."""
     named: list[dict[str, Box]] = []
     previous: dict[str, Box] = {}
     count = 0
     for boxes in frames:
         pairs = sorted(
-            (
-                (box_iou(old, box), polyp, index)
-                for polyp, old in previous.items()
-                for index, box in enumerate(boxes)
-            ),
-            reverse=True,
+            (step, polyp, index)
+            for polyp, old in previous.items()
+            for index, box in enumerate(boxes)
+            if (step := _step(old, box)) <= max_step
         )
         current: dict[str, Box] = {}
         taken: set[int] = set()
-        for overlap, polyp, index in pairs:
-            if overlap < min_iou or polyp in current or index in taken:
+        for _, polyp, index in pairs:
+            if polyp in current or index in taken:
                 continue
             current[polyp] = boxes[index]
             taken.add(index)
@@ -224,6 +226,14 @@ def link_boxes(frames: Sequence[Sequence[Box]], min_iou: float = 0.1) -> list[di
         named.append(current)
         previous = current
     return named
+
+
+def _step(a: Box, b: Box) -> float:
+    """How far the centre moved from ``a`` to ``b``, in box sizes."""
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    size = math.sqrt(((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) / 2)
+    return math.hypot(dx, dy) / max(size, 1.0)
 
 
 def _per_minute(count: int, minutes: float) -> float:

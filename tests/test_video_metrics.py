@@ -139,3 +139,7 @@ def test_linking_boxes_into_polyps() -> None:
         ["polyp 2"],
         ["polyp 2", "polyp 3"],
     ]
+    # A 30 px polyp moving 30 px a frame (boxes that do not overlap) stays one polyp; one 3
+    # sizes away is another.
+    moving = link_boxes([[(0, 0, 30, 30)], [(30, 0, 60, 30)], [(150, 0, 180, 30)]])
+    assert [list(frame) for frame in moving] == [["polyp 1"], ["polyp 1"], ["polyp 2"]]
