@@ -171,23 +171,21 @@ def run_export(args: argparse.Namespace) -> None:
 def run_report(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from polypview.procedure import is_recording, read_recording, segment_procedure
+    from polypview.procedure import is_recording, make_procedure
     from polypview.report import check_report_path, default_report_path, write_report
-    from polypview.segmenter import Segmenter
-    from polypview.video import VideoSource
 
     output = args.output or default_report_path(args.input)
     check_report_path(output)
+    if args.model and args.input.is_file() and is_recording(args.input):
+        print("polypview: --model is ignored: a recording's log is read", file=sys.stderr)
+
     with tqdm(unit="frame", file=sys.stderr, disable=None, leave=False) as bar:
-        if args.input.is_file() and is_recording(args.input):
-            if args.model:
-                print("polypview: --model is ignored: a recording's log is read", file=sys.stderr)
-            procedure = read_recording(args.input, on_frame=lambda _: bar.update())
-        else:
-            with VideoSource(args.input) as source:
-                segmenter = Segmenter.open(args.model, args.backend)
-                bar.total = source.frame_count
-                procedure = segment_procedure(source, segmenter, on_frame=lambda _: bar.update())
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        procedure = make_procedure(args.input, args.model, args.backend, on_progress)
     write_report(procedure, output)
     print(
         f"{procedure.frames} frames ({procedure.duration_s:.1f} s): {len(procedure.tracks)} "

@@ -292,6 +292,30 @@ class _StampedByPresentationTime:
         return None if frame is None else replace(frame, capture_time=frame.pts)
 
 
+Progress = Callable[[int, int | None], None]  # frames done, of how many (None: not known)
+
+
+def make_procedure(
+    video: Path,
+    model: str | None = None,
+    backend: str = "auto",
+    on_progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Procedure:
+    """A recording's procedure read from its log, or any other video's segmented here."""
+    if video.is_file() and is_recording(video):
+        return read_recording(video, on_progress, cancelled)
+    with VideoSource(video) as source:
+        segmenter = Segmenter.open(model, backend)
+        total = source.frame_count
+
+        def on_frame(done: int) -> None:
+            if on_progress is not None:
+                on_progress(done, total)
+
+        return segment_procedure(source, segmenter, on_frame=on_frame, cancelled=cancelled)
+
+
 def is_recording(video: Path) -> bool:
     """A polypview recording: its detection log lies beside it."""
     return detections_log_path(video).is_file()
@@ -299,7 +323,7 @@ def is_recording(video: Path) -> bool:
 
 def read_recording(
     video: Path,
-    on_frame: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> Procedure:
     """The procedure a recording's log describes, with key frames taken from its video."""
@@ -309,7 +333,7 @@ def read_recording(
     for frame in frames:
         book.add(frame)
     with VideoSource(video) as source:
-        _attach_key_frames(book, source, on_frame, cancelled)
+        _attach_key_frames(book, source, on_progress, cancelled)
         return book.summary(
             source.fps,
             source.width,
@@ -372,7 +396,7 @@ def _box(values: list) -> Box:
 def _attach_key_frames(
     book: ProcedureBook,
     source: VideoSource,
-    on_frame: Callable[[int], None] | None,
+    on_progress: Progress | None,
     cancelled: Callable[[], bool] | None,
 ) -> None:
     """Decode the recording up to its last key frame and make the tracks' thumbnails (the
@@ -387,8 +411,8 @@ def _attach_key_frames(
         for track_id in wanted.get(number, ()):
             track = book.tracks[track_id]
             track.thumbnail = thumbnail(frame, track.key_box)
-        if on_frame is not None:
-            on_frame(number + 1)
+        if on_progress is not None:
+            on_progress(number + 1, last + 1)
         if number >= last:
             return
     raise PolypviewError(
