@@ -23,6 +23,7 @@ TIMELINE_WIDTH = 1000  # SVG user units; the picture scales to the page
 LANE_HEIGHT = 18
 AXIS_HEIGHT = 22
 LABEL_WIDTH = 70  # left margin for the lanes' names
+RIGHT_MARGIN = 20  # room for the last tick's label
 MIN_BAR_WIDTH = 2.0  # a one-frame track is still visible on an hour's timeline
 TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 MAX_TICKS = 10
@@ -52,6 +53,7 @@ class Timeline:
     width: float
     height: float
     left: float  # where time zero is drawn
+    right: float  # where the end of the video is drawn
     lanes: list[tuple[float, str]]  # y and name of each lane
     bars: list[Bar]
     alert_bars: list[Bar]
@@ -78,8 +80,8 @@ def check_report_path(output: Path) -> None:
 
 def clock(seconds: float, decimals: int = 0) -> str:
     """``mm:ss`` (``h:mm:ss`` from an hour), with ``decimals`` of a second."""
-    whole = int(seconds)
-    fraction = f"{seconds - whole:.{decimals}f}"[1:] if decimals else ""
+    whole, tenths = divmod(round(seconds * 10**decimals), 10**decimals)
+    fraction = f".{tenths:0{decimals}d}" if decimals else ""
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
@@ -90,7 +92,7 @@ def clock(seconds: float, decimals: int = 0) -> str:
 def timeline(procedure: Procedure) -> Timeline:
     """The whole video left to right: the alert on one lane, the tracks packed below it."""
     duration = max(procedure.duration_s, 1e-6)
-    span = TIMELINE_WIDTH - LABEL_WIDTH
+    span = TIMELINE_WIDTH - LABEL_WIDTH - RIGHT_MARGIN
 
     def x_of(seconds: float) -> float:
         return round(LABEL_WIDTH + span * seconds / duration, 2)
@@ -127,6 +129,7 @@ def timeline(procedure: Procedure) -> Timeline:
         TIMELINE_WIDTH,
         axis_y + AXIS_HEIGHT,
         LABEL_WIDTH,
+        LABEL_WIDTH + span,
         lanes,
         bars,
         alert_bars,

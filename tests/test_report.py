@@ -210,7 +210,8 @@ def test_bad_input_is_one_line_and_no_report(
 
 
 def test_timeline_and_helpers() -> None:
-    assert clock(0) == "00:00" and clock(75.25, 1) == "01:15.2" and clock(3725) == "1:02:05"
+    assert clock(0) == "00:00" and clock(75.24, 1) == "01:15.2" and clock(3725) == "1:02:05"
+    assert clock(5.96, 1) == "00:06.0" and clock(59.6) == "01:00"
     assert where((0, 0, 10, 10), 90, 90) == "upper left" and where((40, 40, 50, 50), 90, 90) == (
         "centre"
     )
@@ -222,7 +223,9 @@ def test_tracks_overlapping_in_time_get_lanes_of_their_own(clip50: Path) -> None
     procedure = segmented(clip50, set(range(5, 45)))
     picture = timeline(procedure)
     assert picture.ticks[0].label == "00:00" and len(picture.bars) == len(procedure.tracks)
-    assert all(picture.left <= bar.x <= picture.width for bar in picture.bars)
+    assert all(
+        picture.left <= bar.x <= bar.x + bar.width <= picture.right + 0.01 for bar in picture.bars
+    )
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
