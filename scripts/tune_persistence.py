@@ -1,6 +1,7 @@
 """Re-tune the persistence filter on clips: false alerts on polyp-free video against delay.
 
     python scripts/tune_persistence.py --model lite-unet [--backend auto] [--json FILE]
+        [--cache MASKS.npz] [--clips negative demo real]
 
 Every frame of each clip is segmented once (lockstep, the model's frame-level decision
 included) and the masks are replayed through ``polypview.tracking.Tracker`` under each candidate
@@ -123,17 +124,21 @@ def score(clips: list[Clip], settings: FilterSettings) -> dict:
     negative = [c for c in clips if c.truth is None]
     positive = [c for c in clips if c.truth is not None]
     alerted = [replay(clip, settings) for clip in negative]
-    record: dict = {
-        "negative_frames_alerted": float(np.mean(np.concatenate(alerted))),
-        "false_alerts_per_clip": float(np.mean([events(a) for a in alerted])),
-        "negative_frames_alerted_centre_B": float(
-            np.mean(
-                np.concatenate(
-                    [a for c, a in zip(negative, alerted, strict=True) if "cB" in c.name]
+    record: dict = (
+        {}
+        if not negative
+        else {
+            "negative_frames_alerted": float(np.mean(np.concatenate(alerted))),
+            "false_alerts_per_clip": float(np.mean([events(a) for a in alerted])),
+            "negative_frames_alerted_centre_B": float(
+                np.mean(
+                    np.concatenate(
+                        [a for c, a in zip(negative, alerted, strict=True) if "cB" in c.name]
+                    )
                 )
-            )
-        ),
-    }
+            ),
+        }
+    )
     for clip in positive:
         alerts = replay(clip, settings)
         first_truth = clip.truth.index(True)
@@ -154,7 +159,7 @@ def video_scores(negative: list[Clip], positive: list[Clip], settings: FilterSet
         f"negative_fp_events_per_min_{tau}": round(
             sum(j["fp_events_per_minute"][tau] * j["minutes"] for j in judged) / minutes, 3
         )
-        for tau in judged[0]["fp_events_per_minute"]
+        for tau in (judged[0]["fp_events_per_minute"] if judged else ())
     }
     for clip in positive:
         figures = over_time(clip, settings)
@@ -191,23 +196,28 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--json", type=Path, help="write every setting's figures here")
     parser.add_argument("--cache", type=Path, help="masks kept here (.npz): segment only once")
+    parser.add_argument(
+        "--clips",
+        nargs="+",
+        choices=("negative", "demo", "real"),
+        default=["negative", "demo", "real"],
+        help="which clips to segment (default: all; fewer where CPU time is short)",
+    )
     args = parser.parse_args()
     segmenter = Segmenter.open(args.model, args.backend)
-    negatives = sorted(NEGATIVE_CLIPS.glob("*.mp4"))
+    paths = sorted(NEGATIVE_CLIPS.glob("*.mp4")) if "negative" in args.clips else []
+    positives = [p for name, p in (("demo", DEMO_CLIP), ("real", REAL_CLIP)) if name in args.clips]
     if args.cache is not None and args.cache.is_file():
         clips = load_cache(args.cache)
     else:
-        clips = [segment_clip(segmenter, path, None) for path in negatives]
-        clips.append(segment_clip(segmenter, DEMO_CLIP, None))
-        clips.append(segment_clip(segmenter, REAL_CLIP, None))
+        clips = [segment_clip(segmenter, path, None) for path in [*paths, *positives]]
         if args.cache is not None:
             save_cache(args.cache, clips)
-    demo_truth = [bool(mask.any()) for mask in load_demo_masks(DEMO_CLIP.with_suffix(".masks.npz"))]
-    for clip, path, truth in (
-        (clips[-2], DEMO_CLIP, demo_truth),
-        (clips[-1], REAL_CLIP, real_clip_truth(REAL_CLIP)),
-    ):
-        clip.truth = truth
+    for clip, path in zip(clips[len(clips) - len(positives) :], positives, strict=True):
+        if path == DEMO_CLIP:
+            clip.truth = [bool(m.any()) for m in load_demo_masks(path.with_suffix(".masks.npz"))]
+        else:
+            clip.truth = real_clip_truth(path)
         clip.polyps = named_truth(path, clip.masks[0].shape)
     print(
         f"{segmenter.card.name} on {segmenter.backend.name}: "

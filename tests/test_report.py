@@ -228,6 +228,7 @@ def test_tracks_overlapping_in_time_get_lanes_of_their_own(clip50: Path) -> None
     )
 
 
+@pytest.mark.slow  # a browser's start: seconds, and minutes on a starved CPU
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_the_report_renders_in_a_headless_browser(clip50: Path, tmp_path: Path) -> None:
     page = write_report(segmented(clip50, set(range(5, 40))), tmp_path / "report.html")
@@ -245,7 +246,7 @@ def test_the_report_renders_in_a_headless_browser(clip50: Path, tmp_path: Path) 
         ],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=300,
     )
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[:2] == (1400, 1100)
