@@ -63,9 +63,9 @@ class RecordControl(QGroupBox):
         grid.addWidget(self.snapshot_button, 0, 1)
         grid.addWidget(self.indicator, 1, 0)
         grid.addWidget(self.progress, 1, 1)
-        grid.addWidget(self.report_button, 2, 0, 1, 2)
-        grid.addWidget(QLabel("Folder"), 3, 0)
-        grid.addWidget(self.folder_button, 3, 1)
+        grid.addWidget(self.report_button, 1, 0)  # in the REC indicator's place: one at a time
+        grid.addWidget(QLabel("Folder"), 2, 0)
+        grid.addWidget(self.folder_button, 2, 1)
         self._show_folder()
         self.record_button.toggled.connect(self.record_toggled)
         self.snapshot_button.clicked.connect(self.snapshot_requested)
@@ -78,6 +78,7 @@ class RecordControl(QGroupBox):
         self.record_button.setChecked(on)
         self.record_button.blockSignals(False)
         self.indicator.setVisible(on)
+        self.report_button.setVisible(not on)
         self.folder_button.setEnabled(not on)
         if not on:
             self.progress.setText("")
