@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 FRAME_STAGE_LABELS = ("upload", "pre", "infer", "post", "download")
-COMMANDS = ("export", "info", "bench")
+COMMANDS = ("export", "report", "info", "bench")
 WINDOW_USAGE = (
     "polypview [SOURCE] [--device N|PATH|NAME] [--model NAME|PATH] [--backend NAME] "
     "[--screenshot FILE [--after S]]"
@@ -69,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--start", type=float, default=0.0, metavar="SEC")
     export.add_argument("--end", type=float, metavar="SEC")
     export.add_argument("--json", action="store_true", help="end with one JSON summary line")
+
+    report = commands.add_parser(
+        "report",
+        help="a procedure report (HTML): detection tracks, alerts and key frames of a video",
+        description="Report on a video: segmented here with the tracker on, or, for a polypview "
+        "recording (its .detections.jsonl beside it), read from its log.",
+    )
+    report.add_argument("input", type=Path, help="video file or polypview recording")
+    report.add_argument(
+        "-o", "--output", type=Path, help="report to write (default: INPUT.report.html beside it)"
+    )
+    report.add_argument("--model", help="installed model name or path (videos, not recordings)")
+    report.add_argument("--backend", default="auto", choices=backends)
+    report.add_argument("--json", action="store_true", help="end with the report as one JSON line")
 
     info = commands.add_parser(
         "info", help="versions, backends, installed models and capture devices"
@@ -155,6 +169,34 @@ def run_export(args: argparse.Namespace) -> None:
             "backend": segmenter.backend.name,
         }
         print(json.dumps(record))
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from polypview.procedure import is_recording, make_procedure
+    from polypview.report import check_report_path, default_report_path, write_report
+
+    output = args.output or default_report_path(args.input)
+    check_report_path(output)
+    if args.model and args.input.is_file() and is_recording(args.input):
+        print("polypview: --model is ignored: a recording's log is read", file=sys.stderr)
+
+    with tqdm(unit="frame", file=sys.stderr, disable=None, leave=False) as bar:
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        procedure = make_procedure(args.input, args.model, args.backend, on_progress)
+    write_report(procedure, output)
+    print(
+        f"{procedure.frames} frames ({procedure.duration_s:.1f} s): {len(procedure.tracks)} "
+        f"tracks, {procedure.alerts} alerts ({procedure.alerts_per_minute:.1f} per minute); "
+        f"wrote {output}"
+    )
+    if args.json:
+        print(json.dumps(procedure.to_json()))
 
 
 def model_info(card: ModelCard, choice: tuple[str | None, dict[str, str]]) -> dict:
@@ -439,7 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         run = run_window
     else:
         args = build_parser().parse_args(argv)
-        run = {"export": run_export, "info": run_info, "bench": run_bench}[args.command]
+        run = {
+            "export": run_export,
+            "report": run_report,
+            "info": run_info,
+            "bench": run_bench,
+        }[args.command]
     try:
         code = run(args)
     except PolypviewError as error:

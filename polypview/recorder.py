@@ -8,7 +8,10 @@ with the raw video) alive, so 2 s at 30 fps may hold ~360-720 MB while the recor
 Each frame is shown at its capture time relative to the first recorded one, so the recording runs
 in real time, gaps included. Beside the video, ``<stem>.detections.jsonl`` logs every recorded
 frame, one JSON object per line, written through line by line: like the fragmented MP4, it keeps
-everything up to a crash.
+everything up to a crash. Given ``about`` (the model, its checksum, the backend, the filter), the
+log starts with one ``{"about": ...}`` line, so a report made from it later can say what saw the
+video. Each frame's ``polyp`` is the model's frame-level decision before the persistence filter
+(whether the mask shown has any pixel), so a report can count the flashes the filter kept quiet.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class Recorder:
         codec: str | None = None,
         queue_seconds: float = 2.0,
         writer_factory: WriterFactory = ClipWriter,
+        about: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.raw_path = Path(raw_path) if raw_path is not None else None
@@ -156,6 +160,8 @@ class Recorder:
                 outputs.callback(self._raw_writer.close)
             self._log = _open_log(self.detections_log)
             outputs.callback(self._log.close)
+            if about is not None:
+                _write_line(self._log, {"about": about}, self.detections_log)
             self._outputs: ExitStack | None = outputs.pop_all()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
@@ -249,6 +255,7 @@ class Recorder:
             "frame": frame.index,
             "alert": result.alert,
             "polyp_score": None if result.score is None else round(result.score, 4),
+            "polyp": result.mask is not None and bool(result.mask.any()),
             "detections": [
                 {
                     "track": d.track_id,
@@ -259,10 +266,7 @@ class Recorder:
                 for d in result.detections
             ],
         }
-        try:
-            self._log.write(json.dumps(entry) + "\n")
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.detections_log}: {exc.strerror}") from exc
+        _write_line(self._log, entry, self.detections_log)
         self._last_pts = pts
         self.frames_written += 1
 
@@ -279,6 +283,13 @@ class Recorder:
             outputs.close()
         except PolypviewError as exc:  # after a failed write, closing often fails the same way
             self.error = self.error or str(exc)
+
+
+def _write_line(log: IO[str], entry: dict[str, Any], path: Path) -> None:
+    try:
+        log.write(json.dumps(entry) + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def _open_log(path: Path) -> IO[str]:

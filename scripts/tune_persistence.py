@@ -1,6 +1,7 @@
 """Re-tune the persistence filter on clips: false alerts on polyp-free video against delay.
 
     python scripts/tune_persistence.py --model lite-unet [--backend auto] [--json FILE]
+        [--cache MASKS.npz] [--clips negative demo real]
 
 Every frame of each clip is segmented once (lockstep, the model's frame-level decision
 included) and the masks are replayed through ``polypview.tracking.Tracker`` under each candidate
@@ -9,6 +10,12 @@ sequences of ../shared/data/polypgen-negative/clips; the centre A ones were trai
 centre B ones never) give the share of frames alerted and the false-alert events per clip; the
 bundled demo clip (mask sidecar) and the real clip (boxes) give the delay from a polyp's first
 frame to its first alert and the share of polyp frames alerted.
+
+Each setting is also judged by the video-level metrics (``polypview.video_metrics``, as
+``training.evaluate --clip`` reports them): false-positive events per minute of polyp-free video
+for tau = 0.5, 1 and 2 s, and on the demo and real clips per-polyp sensitivity (a detection run of
+at least 0.5 s starting within 3 s of the polyp's first frame), first-detection latency and
+false-positive events. ``--cache FILE.npz`` keeps the masks, so a second run only replays them.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import cv2
 import numpy as np
 
 from polypview.segmenter import Segmenter
-from polypview.tracking import FilterSettings, Tracker
+from polypview.tracking import FilterSettings, Tracker, TrackUpdate
 from polypview.video import VideoSource
+from polypview.video_metrics import Truth, judge_frame, video_metrics
+from training.clip_truth import clip_truth
 from training.data import DEFAULT_ROOT
 from training.make_demo import load_demo_masks
 
@@ -40,8 +49,9 @@ class Clip:
     name: str
     frame_rate: float
     masks: list[np.ndarray]  # the app's mask per frame, reduced
-    probabilities: list[np.ndarray]
+    probabilities: list[np.ndarray] | None  # None: read from a cache, which keeps masks only
     truth: list[bool] | None  # whether each frame shows a polyp; None: polyp-free clip
+    polyps: list[dict[str, Truth]] | None = None  # the named truth, at the masks' size
 
 
 def segment_clip(segmenter: Segmenter, path: Path, truth: list[bool] | None) -> Clip:
@@ -62,14 +72,47 @@ def real_clip_truth(path: Path) -> list[bool]:
     return [bool(frame) for frame in boxes["frames"]]
 
 
-def replay(clip: Clip, settings: FilterSettings) -> list[bool]:
-    tracker = Tracker(settings)
-    return [
-        tracker.update(mask, probability, index / clip.frame_rate).alert
-        for index, (mask, probability) in enumerate(
-            zip(clip.masks, clip.probabilities, strict=True)
+def named_truth(path: Path, mask_shape: tuple[int, int]) -> list[dict[str, Truth]]:
+    """The clip's named polyps, scaled to the reduced masks."""
+    height, width = mask_shape
+    with VideoSource(path) as source:
+        scale = width / source.width
+    scaled: list[dict[str, Truth]] = []
+    for frame in clip_truth(path):
+        scaled.append(
+            {
+                name: cv2.resize(region.astype(np.uint8), (width, height), cv2.INTER_NEAREST) > 0
+                if isinstance(region, np.ndarray)
+                else tuple(round(v * scale) for v in region)  # type: ignore[misc]
+                for name, region in frame.items()
+            }
         )
+    return scaled
+
+
+def track(clip: Clip, settings: FilterSettings) -> list[TrackUpdate]:
+    tracker = Tracker(settings)
+    probabilities = clip.probabilities or [None] * len(clip.masks)
+    return [
+        tracker.update(mask, probability, index / clip.frame_rate)
+        for index, (mask, probability) in enumerate(zip(clip.masks, probabilities, strict=True))
     ]
+
+
+def replay(clip: Clip, settings: FilterSettings) -> list[bool]:
+    return [update.alert for update in track(clip, settings)]
+
+
+def over_time(clip: Clip, settings: FilterSettings) -> dict:
+    """The video-level metrics of ``clip`` under ``settings``."""
+    truth = clip.polyps or [{} for _ in clip.masks]
+    outcomes = [
+        judge_frame(polyps, [d.box for d in update.detections], update.alert, mask)
+        for polyps, update, mask in zip(truth, track(clip, settings), clip.masks, strict=True)
+    ]
+    return video_metrics(outcomes, clip.frame_rate).to_json() | {
+        "minutes": len(outcomes) / clip.frame_rate / 60
+    }
 
 
 def events(alerts: list[bool]) -> int:
@@ -81,17 +124,21 @@ def score(clips: list[Clip], settings: FilterSettings) -> dict:
     negative = [c for c in clips if c.truth is None]
     positive = [c for c in clips if c.truth is not None]
     alerted = [replay(clip, settings) for clip in negative]
-    record: dict = {
-        "negative_frames_alerted": float(np.mean(np.concatenate(alerted))),
-        "false_alerts_per_clip": float(np.mean([events(a) for a in alerted])),
-        "negative_frames_alerted_centre_B": float(
-            np.mean(
-                np.concatenate(
-                    [a for c, a in zip(negative, alerted, strict=True) if "cB" in c.name]
+    record: dict = (
+        {}
+        if not negative
+        else {
+            "negative_frames_alerted": float(np.mean(np.concatenate(alerted))),
+            "false_alerts_per_clip": float(np.mean([events(a) for a in alerted])),
+            "negative_frames_alerted_centre_B": float(
+                np.mean(
+                    np.concatenate(
+                        [a for c, a in zip(negative, alerted, strict=True) if "cB" in c.name]
+                    )
                 )
-            )
-        ),
-    }
+            ),
+        }
+    )
     for clip in positive:
         alerts = replay(clip, settings)
         first_truth = clip.truth.index(True)
@@ -100,7 +147,47 @@ def score(clips: list[Clip], settings: FilterSettings) -> dict:
         found = [on for on, truth in zip(alerts, clip.truth, strict=True) if truth]
         record[f"{clip.name}_first_alert_delay_s"] = None if delay is None else round(delay, 3)
         record[f"{clip.name}_polyp_frames_alerted"] = float(np.mean(found))
+    return record | video_scores(negative, positive, settings)
+
+
+def video_scores(negative: list[Clip], positive: list[Clip], settings: FilterSettings) -> dict:
+    """False-positive events per minute over all polyp-free clips; per positive clip, its
+    sensitivity, first-detection latency and false-positive events."""
+    judged = [over_time(clip, settings) for clip in negative]
+    minutes = sum(j["minutes"] for j in judged)
+    record = {
+        f"negative_fp_events_per_min_{tau}": round(
+            sum(j["fp_events_per_minute"][tau] * j["minutes"] for j in judged) / minutes, 3
+        )
+        for tau in (judged[0]["fp_events_per_minute"] if judged else ())
+    }
+    for clip in positive:
+        figures = over_time(clip, settings)
+        record[f"{clip.name}_polyp_sensitivity"] = figures["polyp_sensitivity"]
+        record[f"{clip.name}_first_detection_median_s"] = figures["first_detection_s"]["median"]
+        record[f"{clip.name}_first_detection_worst_s"] = figures["first_detection_s"]["worst"]
+        record[f"{clip.name}_fp_events_per_min_0.5"] = figures["fp_events_per_minute"]["0.5"]
+        record[f"{clip.name}_flicker_per_min"] = figures["flicker_per_minute"]
     return record
+
+
+def save_cache(path: Path, clips: list[Clip]) -> None:
+    arrays = {}
+    for index, clip in enumerate(clips):
+        arrays[f"{index}_masks"] = np.packbits(np.stack(clip.masks) > 0, axis=-1)
+        arrays[f"{index}_shape"] = np.array(np.stack(clip.masks).shape)
+    names = [(c.name, c.frame_rate) for c in clips]
+    np.savez_compressed(path, names=json.dumps(names), **arrays)
+
+
+def load_cache(path: Path) -> list[Clip]:
+    clips = []
+    with np.load(path) as cache:
+        for index, (name, frame_rate) in enumerate(json.loads(str(cache["names"]))):
+            width = int(cache[f"{index}_shape"][2])
+            masks = np.unpackbits(cache[f"{index}_masks"], axis=-1, count=width).astype(np.uint8)
+            clips.append(Clip(name, frame_rate, list(masks * 255), None, None))
+    return clips
 
 
 def main() -> None:
@@ -108,12 +195,30 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--json", type=Path, help="write every setting's figures here")
+    parser.add_argument("--cache", type=Path, help="masks kept here (.npz): segment only once")
+    parser.add_argument(
+        "--clips",
+        nargs="+",
+        choices=("negative", "demo", "real"),
+        default=["negative", "demo", "real"],
+        help="which clips to segment (default: all; fewer where CPU time is short)",
+    )
     args = parser.parse_args()
     segmenter = Segmenter.open(args.model, args.backend)
-    clips = [segment_clip(segmenter, path, None) for path in sorted(NEGATIVE_CLIPS.glob("*.mp4"))]
-    demo_truth = [bool(mask.any()) for mask in load_demo_masks(DEMO_CLIP.with_suffix(".masks.npz"))]
-    clips.append(segment_clip(segmenter, DEMO_CLIP, demo_truth))
-    clips.append(segment_clip(segmenter, REAL_CLIP, real_clip_truth(REAL_CLIP)))
+    paths = sorted(NEGATIVE_CLIPS.glob("*.mp4")) if "negative" in args.clips else []
+    positives = [p for name, p in (("demo", DEMO_CLIP), ("real", REAL_CLIP)) if name in args.clips]
+    if args.cache is not None and args.cache.is_file():
+        clips = load_cache(args.cache)
+    else:
+        clips = [segment_clip(segmenter, path, None) for path in [*paths, *positives]]
+        if args.cache is not None:
+            save_cache(args.cache, clips)
+    for clip, path in zip(clips[len(clips) - len(positives) :], positives, strict=True):
+        if path == DEMO_CLIP:
+            clip.truth = [bool(m.any()) for m in load_demo_masks(path.with_suffix(".masks.npz"))]
+        else:
+            clip.truth = real_clip_truth(path)
+        clip.polyps = named_truth(path, clip.masks[0].shape)
     print(
         f"{segmenter.card.name} on {segmenter.backend.name}: "
         f"{sum(len(c.masks) for c in clips if c.truth is None)} polyp-free frames in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
@@ -17,11 +18,13 @@ from polypview.backends import create_backend
 from polypview.errors import OutputError, VideoError
 from polypview.frame import Frame
 from polypview.gui import controller as controller_module
+from polypview.gui import report_dialog
 from polypview.gui.chime import DetectionChime
 from polypview.gui.controller import DEMO_CLIP, DeviceMode, PlayerController
 from polypview.gui.device_dialog import DeviceDialog
 from polypview.gui.main_window import MainWindow
 from polypview.gui.overlay_panel import OverlayChoices
+from polypview.gui.report_dialog import ReportDialog
 from polypview.gui.settings import AppSettings
 from polypview.gui.threads import ResultBridge
 from polypview.gui.video_view import as_qimage
@@ -215,7 +218,8 @@ def test_record_produces_a_playable_file(qtbot, window: MainWindow, looping_clip
     with VideoSource(recording.recorder.path) as video:
         frames = list(video)
     assert len(frames) >= 15 and frames[0].image.shape == (120, 160, 3)
-    assert recording.recorder.detections_log.read_text().count("\n") == len(frames)
+    header, *lines = recording.recorder.detections_log.read_text().splitlines()
+    assert header.startswith('{"about": ') and len(lines) == len(frames)  # the model, for reports
 
 
 def test_recording_is_refused_when_the_disk_is_nearly_full(
@@ -283,6 +287,46 @@ def test_export_dialog_writes_every_frame(qtbot, window: MainWindow, clip: Path,
     with VideoSource(output) as video:
         assert len(list(video)) == 12
     dialog.close()
+
+
+def test_make_report_after_a_recording_writes_it_beside_and_opens_it(
+    qtbot, window: MainWindow, looping_clip, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    opened: list[Path] = []
+    monkeypatch.setattr(report_dialog, "open_in_browser", opened.append)
+    assert not window.record_control.report_button.isEnabled()
+    recording = record_a_few_frames(qtbot, window, looping_clip, tmp_path)
+    window.record_control.record_button.click()  # stop
+    button = window.record_control.report_button
+    qtbot.waitUntil(button.isEnabled, timeout=WAIT_MS)
+    button.click()
+    dialog = window.report_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: bool(dialog.report or dialog.error), timeout=WAIT_MS)
+    assert dialog.error is None, dialog.error
+    video = recording.recorder.path
+    assert opened == [video.with_name(f"{video.stem}.report.html")]
+    assert "Procedure report" in opened[0].read_text()
+    dialog.close()
+
+
+def test_a_cancelled_report_leaves_no_file(qtbot, tmp_path: Path):
+    video = write_clip(tmp_path / "rec.mp4", 20, size=(160, 120))
+    shown = {"track": 1, "box": [40, 30, 100, 90], "area": 2800, "score": 0.9}
+    lines = [
+        {"time": i / 25, "frame": i, "alert": i == 19, "detections": [shown] if i == 19 else []}
+        for i in range(20)
+    ]
+    video.with_name("rec.detections.jsonl").write_text("".join(f"{json.dumps(x)}\n" for x in lines))
+    opened: list[Path] = []
+    dialog = ReportDialog(video, model=None, backend="torch", opener=opened.append)
+    qtbot.addWidget(dialog)
+    dialog.cancel()  # Cancel before the first frame is read: the same path as any later one
+    dialog.start()
+    qtbot.waitUntil(lambda: bool(dialog.report or dialog.error), timeout=WAIT_MS)
+    assert "cancelled" in (dialog.error or "") and opened == []
+    assert not any(path.suffix == ".html" for path in tmp_path.iterdir())
+    dialog.reject()  # not running: closes
 
 
 def test_a_bad_file_says_so_and_the_video_plays_on(qtbot, window, looping_clip, tmp_path):

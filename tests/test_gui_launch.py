@@ -24,6 +24,7 @@ from videos import REPO
         (["--screenshot", "out.png"], True),
         (["export", "clip.mp4", "-o", "out.mp4"], False),
         (["info"], False),
+        (["report", "clip.mp4"], False),
         (["bench", "pipeline"], False),
         (["--help"], False),
         (["--version"], False),
@@ -37,7 +38,8 @@ def test_help_names_the_commands_and_the_window(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["--help"])
     shown = capsys.readouterr().out
-    assert "export" in shown and "bench" in shown and "opens its window" in shown
+    assert "export" in shown and "report" in shown and "bench" in shown
+    assert "opens its window" in shown
 
 
 def test_window_arguments_are_checked_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

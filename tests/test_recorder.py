@@ -85,6 +85,19 @@ def test_a_recording_keeps_every_frame_at_its_capture_time(tmp_path: Path) -> No
     ]
 
 
+def test_the_log_says_what_saw_the_video_and_what_the_model_decided(tmp_path: Path) -> None:
+    about = {"model": "lite-unet", "backend": "torch"}
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    with recorder(tmp_path / "rec.mp4", about=about) as rec:
+        for index in range(4):
+            mask[:] = 255 if index >= 2 else 0  # the model's frame-level decision: polyp
+            rec.submit(dataclasses.replace(result(index, index / FPS), mask=mask.copy()))
+    rec.stop()
+    header, *lines = log_lines(tmp_path / "rec.mp4")
+    assert header == {"about": about}
+    assert [line["polyp"] for line in lines] == [False, False, True, True]
+
+
 def test_raw_path_records_the_frames_without_the_overlay(tmp_path: Path) -> None:
     with recorder(tmp_path / "view.mp4", raw_path=tmp_path / "raw.mp4") as rec:
         for index in range(10):
@@ -182,7 +195,7 @@ recorder = Recorder(sys.argv[1], width=64, height=48, frame_rate=25, queue_secon
 for index in range(55):
     frame = Frame(index, index / 25, picture(index), 50.0 + index / 25)
     recorder.submit(types.SimpleNamespace(frame=frame, annotated=frame.image, detections=(),
-                                          alert=False, score=None))
+                                          alert=False, score=None, mask=None))
 while recorder.frames_written < 55:
     time.sleep(0.01)
 print("recorded 2.2 s", flush=True)

@@ -16,7 +16,8 @@ import torch
 from conftest import make_stand_in
 from polypview.modelfile import ModelCard
 from polypview.segmenter import Segmenter
-from training.evaluate import evaluate, main, score_images, split_pairs
+from training.clip_truth import clip_truth
+from training.evaluate import ClipJudge, evaluate, main, score_images, split_pairs
 from training.metrics import (
     SCORE_NAMES,
     batch_counts,
@@ -225,6 +226,41 @@ def test_errors_are_one_clear_line(
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
 
 
+VIDEO_KEYS = {
+    "polyp_sensitivity",
+    "first_detection_s",
+    "fp_events_per_minute",
+    "flicker_per_minute",
+}
+
+
+def test_a_clip_is_judged_over_time_through_the_tracker() -> None:
+    # A polyp on screen for frames 0-29 of 50 at 25 frames/s, predicted exactly. 3 of 6: the
+    # alert is raised on frame 2 (0.08 s) and hits until frame 29 (28 frames, 1.12 s >= 0.5 s:
+    # detected). Held 0.5 s after: frames 30-41 (29/25 + 0.48 s) show the box where no polyp
+    # is, a false-positive run of 12 frames = 0.48 s, under every tau.
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 10:40] = True
+    truth = [{"A": mask} if index < 30 else {} for index in range(50)]
+    judge = ClipJudge(truth, 25)
+    for index in range(50):
+        judge.add(mask if index < 30 else np.zeros_like(mask))
+    metrics = judge.metrics()
+    assert metrics.polyp_sensitivity == 1.0
+    assert metrics.first_detection_s == {"median": 0.08, "worst": 0.08, "missed": 0}
+    assert metrics.fp_events_per_minute == {"0.5": 0.0, "1": 0.0, "2": 0.0}
+    # One switch (on at frame 2) in 30 frames = 1.2 s of polyp: 50 per minute.
+    assert metrics.flicker_per_minute == 50.0
+    assert sum(outcome.false_positive for outcome in judge.outcomes) == 12
+
+
+def test_the_real_clips_boxes_are_two_polyps(real_clip: Path) -> None:
+    truth = clip_truth(real_clip)
+    assert len(truth) == 53
+    assert [len(frame) for frame in truth[:9]] == [2] * 8 + [1]
+    assert {name for frame in truth for name in frame} == {"polyp 1", "polyp 2"}
+
+
 def test_a_clip_is_scored_against_its_mask_sidecar(
     model: ModelCard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -239,6 +275,9 @@ def test_a_clip_is_scored_against_its_mask_sidecar(
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["images"] == 6 and report["split"] == "clip"
+    # Judged over time too; the untrained stand-in's answers are not worked out here.
+    assert report.keys() >= VIDEO_KEYS and report["polyp_appearances"] == 1
+    assert set(report["fp_events_per_minute"]) == {"0.5", "1", "2"}
     clip.with_suffix(".masks.npz").unlink()
     assert main(["--model", str(model.weights_path), "--clip", str(clip)]) == 1
     assert "no mask sidecar beside" in capsys.readouterr().err

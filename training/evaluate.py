@@ -6,7 +6,10 @@
 
 Each image goes through ``polypview.segmenter.Segmenter`` at its original resolution (the segmenter
 resizes the mask back), is scored with ``training.metrics``, and the scores are averaged over
-images, as the Kvasir-SEG papers report them. The worst cases by Dice are drawn into a PNG grid:
+images, as the Kvasir-SEG papers report them. A clip (``--clip``) is also judged over time, as the
+app shows it (its tracker and persistence filter on, at the clip's frame rate): per-polyp
+sensitivity, first-detection latency, false-positive events per minute and flicker
+(``polypview.video_metrics``). The worst cases by Dice are drawn into a PNG grid:
 truth contour green, prediction red. After training, ``evaluate`` fills the model card's metrics.
 """
 
@@ -30,6 +33,9 @@ from tqdm import tqdm
 from polypview.backends import backend_names
 from polypview.errors import OutputError, PolypviewError
 from polypview.segmenter import Segmenter, resize_for_model
+from polypview.tracking import FilterSettings, Tracker
+from polypview.video_metrics import FrameOutcome, Truth, VideoMetrics, judge_frame, video_metrics
+from training.clip_truth import clip_truth
 from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
 
@@ -198,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def clip_pairs(clip: Path) -> tuple[int, Iterator[Pair]]:
-    """Frames of ``clip`` with their ground truth from the sidecar beside it, decoded lazily."""
+def clip_pairs(clip: Path) -> tuple[int, float, Iterator[Pair]]:
+    """Frames of ``clip`` with their ground truth from the sidecar beside it, decoded lazily; the
+    count of frames and their rate."""
     from polypview.video import VideoSource
     from training.make_demo import load_demo_masks
 
@@ -216,7 +223,7 @@ def clip_pairs(clip: Path) -> tuple[int, Iterator[Pair]]:
                     raise PolypviewError(f"{clip} has more frames than {sidecar} has masks")
                 yield Pair(f"frame {frame.index}", frame.image, masks[frame.index])
 
-    return len(masks), pairs()
+    return len(masks), source.fps, pairs()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -228,9 +235,11 @@ def run(args: argparse.Namespace) -> None:
         raise OutputError(f"--worst must name a .png file, got {args.worst}")
     if args.worst is not None and not args.worst.parent.is_dir():
         raise OutputError(f"folder for --worst does not exist: {args.worst.parent}")
+    over_time: ClipJudge | None = None
     if args.clip is not None:
         split, data = args.clip.stem, args.clip
-        total, pairs = clip_pairs(args.clip)
+        total, frame_rate, pairs = clip_pairs(args.clip)
+        over_time = ClipJudge(clip_truth(args.clip), frame_rate)
     else:
         split = args.split or (DEFAULT_SPLIT if (args.data / "splits").is_dir() else None)
         files = list_pairs(args.data, split)
@@ -248,6 +257,8 @@ def run(args: argparse.Namespace) -> None:
             seconds += scored.seconds
             has_polyp, found = bool(scored.pair.truth.any()), bool(scored.prediction.any())
             frames += (has_polyp, has_polyp and not found, not has_polyp, found and not has_polyp)
+            if over_time is not None:
+                over_time.add(scored.prediction)
             # Keep the lowest Dice: push each, drop the best kept; earlier images win ties.
             heapq.heappush(worst, (-float(dice_from_counts(scored.counts)), -index, scored))
             if len(worst) > WORST_COUNT:
@@ -273,6 +284,8 @@ def run(args: argparse.Namespace) -> None:
             "threshold": segmenter.decision.threshold,
         },
     }
+    if over_time is not None:
+        report |= over_time.metrics().to_json()
     print(
         f"{report['model']} on {report['split']} ({result.images} images), {report['backend']} "
         f"{segmenter.backend.precision}, threshold {segmenter.threshold:g}, "
@@ -295,8 +308,56 @@ def run(args: argparse.Namespace) -> None:
     for source, figures in REFERENCE_FIGURES.items():
         print(f"  {source}: " + ", ".join(f"{LABELS[k]} {v:.4f}" for k, v in figures.items()))
     print(f"worst {len(cases)} by Dice: {worst_path}")
+    if over_time is not None:
+        print_over_time(report)
     if args.json:
         print(json.dumps(report))
+
+
+class ClipJudge:
+    """Each frame's prediction through the app's tracker, judged against the clip's truth."""
+
+    def __init__(self, truth: list[dict[str, Truth]], frame_rate: float) -> None:
+        self.truth = truth
+        self.frame_rate = frame_rate
+        self.tracker = Tracker(FilterSettings())
+        self.outcomes: list[FrameOutcome] = []
+
+    def add(self, prediction: np.ndarray) -> None:
+        index = len(self.outcomes)
+        if index >= len(self.truth):
+            raise PolypviewError(f"the clip has more frames than its ground truth ({index})")
+        update = self.tracker.update(prediction, None, index / self.frame_rate)
+        boxes = [detection.box for detection in update.detections]
+        self.outcomes.append(judge_frame(self.truth[index], boxes, update.alert, prediction))
+
+    def metrics(self) -> VideoMetrics:
+        return video_metrics(self.outcomes, self.frame_rate)
+
+
+def print_over_time(report: dict) -> None:
+    latency = report["first_detection_s"]
+    sensitivity = report["polyp_sensitivity"]
+    print(
+        "over time (tracker on): "
+        + (
+            f"{report['polyp_appearances_detected']} of {report['polyp_appearances']} polyp "
+            f"appearances detected ({sensitivity:.0%})"
+            if sensitivity is not None
+            else "no polyp appears"
+        )
+        + (
+            f"; first detection median {latency['median']:.2f} s, worst {latency['worst']:.2f} s"
+            if latency["median"] is not None
+            else ""
+        )
+    )
+    events = ", ".join(f"{n} (>= {tau} s)" for tau, n in report["fp_events_per_minute"].items())
+    flicker = report["flicker_per_minute"]
+    print(
+        f"  false-positive events per minute: {events}; flicker "
+        + (f"{flicker:.1f} switches per minute of polyp" if flicker is not None else "n/a")
+    )
 
 
 def frame_decisions(polyp: int, missed: int, polyp_free: int, flagged: int) -> dict:

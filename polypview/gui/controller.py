@@ -12,13 +12,15 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from polypview import __version__
 from polypview.errors import OutputError, PolypviewError
 from polypview.gui.threads import Background, ResultBridge
 from polypview.modelfile import ModelCard
@@ -129,6 +131,7 @@ class PlayerController(QObject):
     playback_changed = pyqtSignal()  # paused, resumed, or the source ended
     model_changed = pyqtSignal()  # a model loaded or failed to: ask ``model_card``
     recording_changed = pyqtSignal(bool)
+    recorded = pyqtSignal(object)  # the RecordingSummary of a finished recording with frames
 
     def __init__(
         self,
@@ -321,7 +324,11 @@ class PlayerController(QObject):
                 raise OutputError(f"output folder does not exist: {folder}")
             check_free_space(folder)
             recorder = Recorder(
-                path, width=source.width, height=source.height, frame_rate=source.fps
+                path,
+                width=source.width,
+                height=source.height,
+                frame_rate=source.fps,
+                about=self._about_recording(),
             )
         except PolypviewError as error:
             self.message.emit(f"cannot record: {error}")
@@ -332,6 +339,21 @@ class PlayerController(QObject):
         self.message.emit(f"recording to {path}")
         self.recording_changed.emit(True)
         return True
+
+    def _about_recording(self) -> dict:
+        """What the recording's log says saw the video: for the report made from it later."""
+        card = self._model_card
+        about: dict = {
+            "polypview": __version__,
+            "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "source": self._spec,
+            "model": card.name if card else None,
+            "weights_sha256": (card.sha256 or None) if card else None,
+            "backend": self.backend,
+        }
+        if self._tracking:
+            about["filter"] = asdict(self._tracker_factory().settings)
+        return about
 
     def stop_recording(self, reason: str | None = None, *, wait: bool = False) -> None:
         """Stop feeding the recorder and finish its file (in the background unless ``wait``)."""
@@ -448,6 +470,8 @@ class PlayerController(QObject):
         if reason or summary.error:
             line += f"; stopped: {reason or summary.error}"
         self.message.emit(line)
+        if summary.frames_written:
+            self.recorded.emit(summary)
 
     def _check(self) -> None:
         """Every POLL_MS: end a recording that failed or is about to fill the disk; notice the

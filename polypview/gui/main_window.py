@@ -38,10 +38,12 @@ from polypview.gui.model_panel import ModelPanel
 from polypview.gui.overlay_panel import OverlayChoices, OverlayPanel
 from polypview.gui.playback_bar import PlaybackBar
 from polypview.gui.record_control import RecordControl
+from polypview.gui.report_dialog import ReportDialog
 from polypview.gui.settings import AppSettings
 from polypview.gui.video_view import VideoView
 from polypview.modelfile import ModelCard
 from polypview.pipeline import Result
+from polypview.recorder import RecordingSummary
 
 REFRESH_MS = 200  # timecode, HUD and recording figures
 SIDE_PANEL_WIDTH = 290
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.controller, self.settings = controller, settings
         self.messages: list[str] = []  # what the status bar has said, newest last
         self.export_dialog: ExportDialog | None = None
+        self.report_dialog: ReportDialog | None = None
         self.setWindowTitle("polypview")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
         controller.playback_changed.connect(self._playback_changed)
         controller.model_changed.connect(self._model_changed)
         controller.recording_changed.connect(self.record_control.set_recording)
+        controller.recorded.connect(self._recorded)
         # The user's requests, passed on.
         self.playback.play_toggled.connect(controller.toggle_play)
         self.playback.step_requested.connect(controller.step)
@@ -115,6 +119,7 @@ class MainWindow(QMainWindow):
         self.record_control.record_toggled.connect(self.set_recording)
         self.record_control.snapshot_requested.connect(self.snapshot)
         self.record_control.folder_changed.connect(self._folder_changed)
+        self.record_control.report_requested.connect(self.make_report)
         self.view.double_clicked.connect(self.toggle_full_screen)
 
         self._refresh = QTimer(self)
@@ -141,6 +146,7 @@ class MainWindow(QMainWindow):
             (file_menu, "Open &capture device ...", "Ctrl+D", self.open_device_dialog),
             (file_menu, "&Demo clip", None, lambda: self.open_source(str(DEMO_CLIP), loop=True)),
             (file_menu, "&Export clip ...", "Ctrl+E", self.open_export_dialog),
+            (file_menu, "Procedure re&port ...", None, self.report_on_open_file),
             (file_menu, "&Snapshot", "S", self.snapshot),
             (file_menu, "&Record", "R", self.record_control.record_button.toggle),
             (file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close),
@@ -266,6 +272,33 @@ class MainWindow(QMainWindow):
             lambda done: self.show_message(f"exported {done.frames} frames to {done.output}")
         )
         self.export_dialog.show()
+
+    def report_on_open_file(self) -> None:
+        """File > Procedure report: on the open video (a recording's log is read, not redone)."""
+        spec = self.controller.source_spec
+        if not self.controller.seekable or spec is None:
+            self.show_message("a report needs a video file: open one first")
+            return
+        self.make_report(Path(spec))
+
+    def make_report(self, video: Path) -> None:
+        """Write the procedure report beside ``video`` and open it in the browser when done."""
+        if self.report_dialog is not None and self.report_dialog.running:
+            self.show_message("a report is being made: wait for it or cancel it first")
+            return
+        card = self.controller.model_card
+        self.report_dialog = ReportDialog(
+            video,
+            model=str(card.card_path) if card else None,
+            backend=self.settings.backend,
+            parent=self,
+        )
+        self.report_dialog.made.connect(lambda path: self.show_message(f"report written: {path}"))
+        self.report_dialog.show()
+        self.report_dialog.start()
+
+    def _recorded(self, summary: RecordingSummary) -> None:
+        self.record_control.set_last_recording(summary.path)
 
     # --- full screen -------------------------------------------------------------------------
 
