@@ -154,7 +154,7 @@ class Recorder:
             if self.raw_path is not None:
                 self._raw_writer = writer_factory(self.raw_path, **options)
                 outputs.callback(self._raw_writer.close)
-            self._log = _open_log(self.detections_log)
+            self._log = open_detections_log(self.detections_log)
             outputs.callback(self._log.close)
             self._outputs: ExitStack | None = outputs.pop_all()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -244,23 +244,8 @@ class Recorder:
         self._writer.write(result.annotated, pts)
         if self._raw_writer is not None:
             self._raw_writer.write(frame.image, pts)
-        entry = {
-            "time": round(pts, 6),
-            "frame": frame.index,
-            "alert": result.alert,
-            "polyp_score": None if result.score is None else round(result.score, 4),
-            "detections": [
-                {
-                    "track": d.track_id,
-                    "box": list(d.box),
-                    "area": d.area,
-                    "score": round(d.score, 4),
-                }
-                for d in result.detections
-            ],
-        }
         try:
-            self._log.write(json.dumps(entry) + "\n")
+            self._log.write(json.dumps(detection_entry(result, pts)) + "\n")
         except OSError as exc:
             raise OutputError(f"cannot write {self.detections_log}: {exc.strerror}") from exc
         self._last_pts = pts
@@ -281,7 +266,26 @@ class Recorder:
             self.error = self.error or str(exc)
 
 
-def _open_log(path: Path) -> IO[str]:
+def detection_entry(result: Result, time: float) -> dict[str, Any]:
+    """One line of the detection log: the frame shown at ``time`` seconds into the recording."""
+    return {
+        "time": round(time, 6),
+        "frame": result.frame.index,
+        "alert": result.alert,
+        "polyp_score": None if result.score is None else round(result.score, 4),
+        "detections": [
+            {
+                "track": d.track_id,
+                "box": list(d.box),
+                "area": d.area,
+                "score": round(d.score, 4),
+            }
+            for d in result.detections
+        ],
+    }
+
+
+def open_detections_log(path: Path) -> IO[str]:
     """The detection log, line-buffered: each line reaches the file as it is written."""
     try:
         return path.open("w", encoding="utf-8", buffering=1)
