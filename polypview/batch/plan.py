@@ -13,6 +13,7 @@ their full path appended, so each keeps its folder from run to run.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ def find_videos(inputs: Sequence[Path], out_dir: Path) -> list[Path]:
     """The videos ``inputs`` name, in the order given, each once; none from inside ``out_dir``."""
     found: dict[Path, None] = {}  # an ordered set
     for path in _expanded(inputs):
-        absolute = path.absolute()
+        absolute = Path(os.path.normpath(path.absolute()))  # day2/../day1/a.mp4 is day1/a.mp4
         if not absolute.resolve().is_relative_to(out_dir.resolve()):
             found.setdefault(absolute)
     if not found:

@@ -38,11 +38,16 @@ def run_batch(
     (``local``: one started here). A video that fails is recorded and the others go on; Ctrl-C
     records what was finished and leaves no partial output under a final name.
     """
+    if ray_address is not None:
+        from polypview.batch.cluster import import_ray
+
+        import_ray()  # without the cluster extra: one line, before any work
     if settings.report and not reports_available():
         raise PolypviewError(
             "--report: reports are not available yet in this polypview (polypview.report is "
             "missing); run without --report"
         )
+    out_dir = out_dir.absolute()  # workers elsewhere (Ray) do not share this working folder
     _prepare(out_dir)
     card = find_model(settings.model)
     load_network(card)  # a missing or broken model is one line here, before any video
