@@ -136,7 +136,7 @@ def test_ray_results_equal_the_single_process_run_and_a_rerun_skips_them(
 def test_a_worker_killed_mid_video_is_retried_and_its_partial_output_never_final(
     ray_cluster: str, stand_in_model: ModelCard, tmp_path: Path
 ) -> None:
-    frames = 150
+    frames = 300  # long enough to be caught mid-video on a fast machine
     clip = write_clip(tmp_path / "long.mp4", frames, size=(96, 64))
     out = tmp_path / "out"
     env = os.environ | {"PYTHONPATH": str(REPO)}

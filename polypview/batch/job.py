@@ -74,15 +74,18 @@ def run_job(
     staging = partial_folder(job)
     started = time.perf_counter()
     try:
+        if (done := finished_record(job)) is not None:
+            return done  # a retry whose lost attempt had finished: renamed, then lost
         if job.folder.exists():
             raise OutputError(f"{job.folder} exists but is not a finished output; move it away")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        record = _annotate(job, segmenter, settings, staging, on_frame)
+        clip = staging / f"{job.name}.mp4"
+        record = _annotate(job, segmenter, settings, clip, on_frame)
         # --- the report step (issue 12): polypview.report writes the video's report into
         # ``staging`` from the clip and its detection log, here, before the folder is final.
         if settings.report:
-            write_report(staging / f"{job.name}.mp4", detections_log_path(staging / job.name))
+            write_report(clip, detections_log_path(clip))
         _write_marker(staging / DONE_MARKER, record)
         os.replace(staging, job.folder)
         return record
@@ -136,10 +139,9 @@ def _annotate(
     job: VideoJob,
     segmenter: Segment,
     settings: JobSettings,
-    staging: Path,
+    clip: Path,
     on_frame: Callable[[int], None] | None,
 ) -> VideoRecord:
-    clip = staging / f"{job.name}.mp4"
     with VideoSource(job.video) as source, open_detections_log(detections_log_path(clip)) as log:
         tally = _Tally(log)
         summary = export_annotated(
