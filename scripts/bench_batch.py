@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_batch.py                      # 4 copies, lite-unet
     .venv/bin/python scripts/bench_batch.py --copies 8 --model unet --engines embedded
+    .venv/bin/python scripts/bench_batch.py --copies 2 --frames 100   # a short run
 
 Each engine runs the real command in a child process into a fresh folder, so the time includes
 what a user waits for: imports, the model load (per actor on Ray) and, for ``--ray local``,
@@ -44,19 +45,37 @@ def run(engine: str, videos: list[Path], out: Path, model: str) -> dict:
     return {"engine": engine, "wall_s": seconds} | summary["totals"]
 
 
+def first_frames(source: Path, frames: int, target: Path) -> None:
+    """The first ``frames`` frames of ``source`` as a clip of its own."""
+    sys.path.insert(0, str(REPO))
+    from polypview.video import ClipWriter, VideoSource
+
+    with VideoSource(source) as video:
+        size = {"width": video.width, "height": video.height, "frame_rate": video.frame_rate}
+        with ClipWriter(target, **size) as writer:
+            for _, frame in zip(range(frames), video, strict=False):
+                writer.write(frame.image, frame.pts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--model", default="lite-unet")
     parser.add_argument("--engines", nargs="+", default=["embedded", "ray"])
+    parser.add_argument("--frames", type=int, help="only the demo's first N frames (default all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
+        clip = DEMO
+        if args.frames:
+            clip = root / "demo-cut.mp4"
+            first_frames(DEMO, args.frames, clip)
         videos = []
         for index in range(args.copies):
             videos.append(root / f"demo{index}.mp4")
-            shutil.copy(DEMO, videos[-1])
-        print(f"{args.copies} copies of {DEMO.name}, model {args.model}, on {cpu_name()}")
+            shutil.copy(clip, videos[-1])
+        shown = f"the first {args.frames} frames of " if args.frames else ""
+        print(f"{args.copies} copies of {shown}{DEMO.name}, model {args.model}, on {cpu_name()}")
         print("| engine | videos | frames | wall s | frames/s (wall) | frames/s per worker |")
         print("|---|---:|---:|---:|---:|---:|")
         for engine in args.engines:
