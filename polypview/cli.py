@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 FRAME_STAGE_LABELS = ("upload", "pre", "infer", "post", "download")
-COMMANDS = ("export", "report", "info", "bench")
+COMMANDS = ("export", "report", "batch", "info", "bench")
 WINDOW_USAGE = (
     "polypview [SOURCE] [--device N|PATH|NAME] [--model NAME|PATH] [--backend NAME] "
     "[--screenshot FILE [--after S]]"
@@ -83,6 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", help="installed model name or path (videos, not recordings)")
     report.add_argument("--backend", default="auto", choices=backends)
     report.add_argument("--json", action="store_true", help="end with the report as one JSON line")
+
+    batch = commands.add_parser(
+        "batch",
+        help="annotate many videos into a folder, here or across a Ray cluster",
+        description="Each video gets DIR/<name>/ with its annotated mp4 and detection log; DIR "
+        "gets summary.csv and summary.json. A rerun skips finished videos and retries the rest.",
+    )
+    batch.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="video, folder, or .txt list"
+    )
+    batch.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    batch.add_argument("--report", action="store_true", help="also write each video's report")
+    batch.add_argument("--model", help="installed model name or path to its .safetensors/.json")
+    batch.add_argument("--backend", default="auto", choices=backends)
+    batch.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on the Ray cluster at ADDRESS (host:port), or 'local' (the default): one "
+        "started here; needs pip install 'polypview[cluster]'",
+    )
+    batch.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
 
     info = commands.add_parser(
         "info", help="versions, backends, installed models and capture devices"
@@ -197,6 +220,25 @@ def run_report(args: argparse.Namespace) -> None:
     )
     if args.json:
         print(json.dumps(procedure.to_json()))
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from polypview.batch.job import JobSettings
+    from polypview.batch.run import run_batch as run
+
+    settings = JobSettings(model=args.model, backend=args.backend, report=args.report)
+    summary = run(args.inputs, args.out, settings, ray_address=args.ray)
+    totals = summary["totals"]
+    counts = ", ".join(
+        f"{totals[status]} {status}" for status in ("done", "skipped", "failed") if status in totals
+    )
+    print(
+        f"{totals['videos']} videos ({counts}), {totals['frames']} frames, "
+        f"{totals['tracks']} tracks; summary in {args.out / 'summary.csv'}"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_ERROR if totals.get("failed") else 0
 
 
 def model_info(card: ModelCard, choice: tuple[str | None, dict[str, str]]) -> dict:
@@ -481,12 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         run = run_window
     else:
         args = build_parser().parse_args(argv)
-        run = {
+        commands = {
             "export": run_export,
             "report": run_report,
+            "batch": run_batch,
             "info": run_info,
             "bench": run_bench,
-        }[args.command]
+        }
+        run = commands[args.command]
     try:
         code = run(args)
     except PolypviewError as error:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from polypview.errors import OutputError, PolypviewError
 from polypview.overlay import OverlayOptions
-from polypview.pipeline import lockstep_results
-from polypview.segmenter import Segmenter
+from polypview.pipeline import Result, Segment, lockstep_results
+from polypview.tracking import Tracker
 from polypview.video import ClipWriter, VideoSource
 
 
@@ -55,11 +55,14 @@ def partial_path(output: Path) -> Path:
 
 def export_annotated(
     source: VideoSource,
-    segmenter: Segmenter,
+    segmenter: Segment,
     output: Path,
     overlay: OverlayOptions,
     on_frame: Callable[[int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    *,
+    tracker: Tracker | None = None,
+    on_result: Callable[[Result, float], None] | None = None,
 ) -> ExportSummary:
     """Segment and annotate every frame of ``source`` into ``output``.
 
@@ -67,6 +70,8 @@ def export_annotated(
     never half-written; the partial file is removed on error, and one left by a killed process still
     plays up to its last second (the writer is crash-safe). ``cancelled`` is asked before each
     frame (from the exporting thread); once it says True the export raises ``ExportCancelled``.
+    With ``tracker``, detections and alerts are found as in the app; ``on_result`` sees each
+    result with its time in the clip (the batch's detection log and figures).
     """
     check_output_path(output, Path(source.path))
     staging = partial_path(output)
@@ -77,12 +82,14 @@ def export_annotated(
         with ClipWriter(
             staging, width=source.width, height=source.height, frame_rate=source.frame_rate
         ) as writer:
-            for result in lockstep_results(source, segmenter, overlay):
+            for result in lockstep_results(source, segmenter, overlay, tracker):
                 if cancelled is not None and cancelled():
                     raise ExportCancelled(f"export to {output} cancelled")
                 first_pts = result.frame.pts if first_pts is None else first_pts
                 # The clip starts at zero; the source's spacing of frames is kept exactly.
                 writer.write(result.annotated, pts=result.frame.pts - first_pts)
+                if on_result is not None:
+                    on_result(result, result.frame.pts - first_pts)
                 frames += 1
                 with_polyp += result.mask is not None and bool(result.mask.any())
                 if on_frame is not None:

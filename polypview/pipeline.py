@@ -37,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import numpy as np
@@ -197,8 +197,12 @@ def lockstep_results(
 
     The exporter's loop: no thread is started (a file source already decodes ahead in its own),
     and a ``VideoError`` from the source or an error from the segmenter reaches the caller as is.
+    Offline, time is the video's: each frame's ``capture_time`` is its ``pts``, so the tracker's
+    hold counts video seconds and a rerun, fast or slow, here or on another machine, finds the
+    same tracks.
     """
     while (frame := source.read()) is not None:
+        frame = replace(frame, capture_time=frame.pts)
         yield annotate(frame, analyse(frame, segmenter, tracker), overlay, clock)
 
 

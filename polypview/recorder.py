@@ -158,7 +158,7 @@ class Recorder:
             if self.raw_path is not None:
                 self._raw_writer = writer_factory(self.raw_path, **options)
                 outputs.callback(self._raw_writer.close)
-            self._log = _open_log(self.detections_log)
+            self._log = open_detections_log(self.detections_log)
             outputs.callback(self._log.close)
             if about is not None:
                 _write_line(self._log, {"about": about}, self.detections_log)
@@ -250,23 +250,7 @@ class Recorder:
         self._writer.write(result.annotated, pts)
         if self._raw_writer is not None:
             self._raw_writer.write(frame.image, pts)
-        entry = {
-            "time": round(pts, 6),
-            "frame": frame.index,
-            "alert": result.alert,
-            "polyp_score": None if result.score is None else round(result.score, 4),
-            "polyp": result.mask is not None and bool(result.mask.any()),
-            "detections": [
-                {
-                    "track": d.track_id,
-                    "box": list(d.box),
-                    "area": d.area,
-                    "score": round(d.score, 4),
-                }
-                for d in result.detections
-            ],
-        }
-        _write_line(self._log, entry, self.detections_log)
+        _write_line(self._log, detection_entry(result, pts), self.detections_log)
         self._last_pts = pts
         self.frames_written += 1
 
@@ -292,7 +276,28 @@ def _write_line(log: IO[str], entry: dict[str, Any], path: Path) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-def _open_log(path: Path) -> IO[str]:
+def detection_entry(result: Result, time: float) -> dict[str, Any]:
+    """One line of the detection log: the frame shown at ``time`` seconds into the recording;
+    ``polyp`` is the frame-level decision before the persistence filter."""
+    return {
+        "time": round(time, 6),
+        "frame": result.frame.index,
+        "alert": result.alert,
+        "polyp_score": None if result.score is None else round(result.score, 4),
+        "polyp": result.mask is not None and bool(result.mask.any()),
+        "detections": [
+            {
+                "track": d.track_id,
+                "box": list(d.box),
+                "area": d.area,
+                "score": round(d.score, 4),
+            }
+            for d in result.detections
+        ],
+    }
+
+
+def open_detections_log(path: Path) -> IO[str]:
     """The detection log, line-buffered: each line reaches the file as it is written."""
     try:
         return path.open("w", encoding="utf-8", buffering=1)
