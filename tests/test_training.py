@@ -18,7 +18,7 @@ from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
 from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
-from training.export import export_checkpoint, test_data
+from training.export import export_checkpoint, metric_data
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.train import build_network, main, parse_args
@@ -279,5 +279,5 @@ def test_a_malformed_extra_dataset_is_one_line_saying_what_is_expected(capsys) -
 
 
 def test_card_metric_keys_name_their_test_data() -> None:
-    assert test_data("test120") == (DEFAULT_ROOT, "test120")
-    assert test_data("polypgen:test") == (DEFAULT_ROOT.parent / "polypgen", "test")
+    assert metric_data("test120") == (DEFAULT_ROOT, "test120")
+    assert metric_data("polypgen:test") == (DEFAULT_ROOT.parent / "polypgen", "test")

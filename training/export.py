@@ -37,7 +37,7 @@ def score(card: ModelCard, data: str, split: str) -> EvaluationResult:
     return evaluate(segmenter, split_pairs(data, split))
 
 
-def test_data(key: str) -> tuple[Path, str]:
+def metric_data(key: str) -> tuple[Path, str]:
     """The dataset and split a card's metrics key names: ``test120`` is the main dataset's
     split, ``polypgen:test`` another dataset's (its folder beside the main one)."""
     name, _, split = key.rpartition(":")
@@ -48,7 +48,7 @@ def rescored(card: ModelCard) -> ModelCard:
     """``card`` with each of its test metrics scored again: after its decision changed, so the
     figures stay what the app shows."""
     return replace(
-        card, metrics={key: rounded(score(card, *test_data(key))) for key in card.metrics}
+        card, metrics={key: rounded(score(card, *metric_data(key))) for key in card.metrics}
     )
 
 
