@@ -161,7 +161,7 @@ class Tracker:
                 (overlap, t, r)
                 for t, track in enumerate(self._tracks)
                 for r, region in enumerate(regions)
-                if (overlap := _iou(track.detection.box, region.box)) >= MATCH_IOU
+                if (overlap := box_iou(track.detection.box, region.box)) >= MATCH_IOU
             ),
             reverse=True,
         )
@@ -269,7 +269,8 @@ def _sampled(
     return cv2.resize(probability, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def _iou(a: Box, b: Box) -> float:
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
     inter_w = min(a[2], b[2]) - max(a[0], b[0])
     inter_h = min(a[3], b[3]) - max(a[1], b[1])
     if inter_w <= 0 or inter_h <= 0:

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels, x2/y2 exclusive
+from polypview.tracking import Box, box_iou  # x1, y1, x2, y2 in frame pixels, x2/y2 exclusive
+
 Truth = Box | np.ndarray  # a true polyp in one frame: its box, or its H x W bool mask
 
 BOX_IOU = 0.2  # a detection box matches a true box above this IoU (REAL-Colon)
@@ -104,16 +105,6 @@ def overlaps(box: Box, truth: Truth, predicted_mask: np.ndarray | None = None) -
             inside = inside & (predicted_mask[y1:y2, x1:x2] != 0)
         return bool(inside.any())
     return box_iou(box, truth) > BOX_IOU
-
-
-def box_iou(a: Box, b: Box) -> float:
-    inter_w = min(a[2], b[2]) - max(a[0], b[0])
-    inter_h = min(a[3], b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 def runs(flags: Iterable[bool]) -> list[tuple[int, int]]:
