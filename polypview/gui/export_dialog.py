@@ -7,10 +7,9 @@ video goes on meanwhile. A cancelled export leaves no file behind.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, Qt, pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -29,12 +28,13 @@ from PyQt6.QtWidgets import (
 from polypview.errors import PolypviewError
 from polypview.export import ExportSummary, export_annotated
 from polypview.gui.overlay_panel import STYLE_LABELS
+from polypview.gui.threads import CancellableJob
 from polypview.overlay import OverlayOptions, OverlayStyle
 from polypview.segmenter import Segmenter
 from polypview.video import VideoSource
 
 
-class ExportJob(QObject):
+class ExportJob(CancellableJob):
     """One export on its own thread; ``progress``, ``finished`` and ``failed`` arrive queued."""
 
     progress = pyqtSignal(int)  # frames written so far
@@ -52,23 +52,8 @@ class ExportJob(QObject):
         start: float,
         end: float | None,
     ) -> None:
-        super().__init__()
+        super().__init__("export")
         self._arguments = (video, output, model, backend, threshold, overlay, start, end)
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="polypview-export", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         video, output, model, backend, threshold, overlay, start, end = self._arguments

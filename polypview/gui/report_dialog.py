@@ -7,15 +7,15 @@ finished report is opened in the system browser; a cancelled or failed one leave
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QUrl, pyqtSignal
+from PyQt6.QtCore import QUrl, pyqtSignal
 from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from polypview.errors import PolypviewError
+from polypview.gui.threads import CancellableJob
 from polypview.procedure import make_procedure
 from polypview.report import default_report_path, write_report
 
@@ -24,7 +24,7 @@ def open_in_browser(path: Path) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
-class ReportJob(QObject):
+class ReportJob(CancellableJob):
     """One report on its own thread; ``progress``, ``finished`` and ``failed`` arrive queued."""
 
     progress = pyqtSignal(int, int)  # frames done, of how many (0: not known)
@@ -32,23 +32,8 @@ class ReportJob(QObject):
     failed = pyqtSignal(str)
 
     def __init__(self, video: Path, output: Path, model: str | None, backend: str) -> None:
-        super().__init__()
+        super().__init__("report")
         self._arguments = (video, output, model, backend)
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="polypview-report", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         video, output, model, backend = self._arguments

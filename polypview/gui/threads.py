@@ -109,3 +109,30 @@ class Background(QObject):
 
     def _call(self, callback: Callable[[Any], Any], value: object) -> None:
         callback(value)
+
+
+class CancellableJob(QObject):
+    """One long job (an export, a report) on a thread of its own; ``_run`` checks ``_cancel``.
+
+    Subclasses declare their signals, which Qt delivers queued in the GUI thread."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"polypview-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
