@@ -21,7 +21,7 @@ from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
 from training.export import export_checkpoint, metric_data
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
-from training.train import build_network, main, parse_args
+from training.train import build_network, epoch_size, epochs_that_fit, main, parse_args
 from training.transforms import normalise
 
 SIZE = 32
@@ -281,3 +281,35 @@ def test_a_malformed_extra_dataset_is_one_line_saying_what_is_expected(capsys) -
 def test_card_metric_keys_name_their_test_data() -> None:
     assert metric_data("test120") == (DEFAULT_ROOT, "test120")
     assert metric_data("polypgen:test") == (DEFAULT_ROOT.parent / "polypgen", "test")
+
+
+def test_progressive_resizing_grows_to_the_size_the_model_runs_at() -> None:
+    sides = [epoch_size(epoch, 10, 160, 256, ramp=0.5) for epoch in range(10)]
+    assert sides[0] == 160 and sides[-5:] == [256] * 5
+    assert sides == sorted(sides) and all(side % 32 == 0 for side in sides)
+    assert [epoch_size(epoch, 10, None, 256, 0.5) for epoch in range(10)] == [256] * 10
+
+
+def test_a_time_budget_plans_more_epochs_when_the_first_ones_are_small() -> None:
+    def same(epoch: int, planned: int) -> int:
+        return 256
+
+    def growing(epoch: int, planned: int) -> int:
+        return epoch_size(epoch, planned, 128, 256, ramp=0.5)
+
+    # 90 s of training and 10 of validation per epoch, one run, 1000 s left: ten more.
+    assert epochs_that_fit(1000, 90, 10, same, done=1, most=200) == 11
+    assert epochs_that_fit(1000, 90, 10, same, done=1, most=5) == 5
+    assert epochs_that_fit(50, 90, 10, same, done=1, most=200) == 1
+    # Epoch 0 trained at 128 in a quarter of the time: sides 160 160 192 224 then 256 x 7 fit.
+    assert epochs_that_fit(1000, 22.5, 10, growing, done=1, most=200) == 12
+
+
+def test_progressive_resizing_trains_small_then_at_full_size(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = train_args(dataset, run, "--epochs", "3", "--start-size", "32")
+    main([*args, "--size", "64"])  # the later --size wins
+    records = [json.loads(line) for line in (run / "log.jsonl").open()]
+    assert [record["size"] for record in records] == [32, 64, 64]
+    with pytest.raises(SystemExit):
+        parse_args([*args, "--size", "64", "--start-size", "96"])

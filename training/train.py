@@ -36,6 +36,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--distill-weight", type=float, default=1.0, help="weight of the teacher's term"
     )
     parser.add_argument("--size", type=int, default=256, help="square input size")
+    parser.add_argument(
+        "--start-size",
+        type=int,
+        metavar="SIDE",
+        help="progressive resizing: train the first epochs smaller, growing to --size",
+    )
+    parser.add_argument(
+        "--resize-ramp",
+        type=float,
+        default=0.5,
+        help="share of the planned epochs over which --start-size grows to --size",
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16, help="per process")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -166,6 +179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --export: choose the frame-level decision on validation (training.calibrate)",
     )
     args = parser.parse_args(argv)
+    if args.start_size is not None and not STRIDE <= args.start_size <= args.size:
+        parser.error(f"--start-size must be between {STRIDE} and --size ({args.size})")
     args.out = args.out or Path("runs") / args.model
     return args
 
@@ -191,6 +206,44 @@ class WarmupCosine:
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+STRIDE = 32  # every registered network's coarsest stride divides this
+
+
+def epoch_size(epoch: int, epochs: int, start: int | None, final: int, ramp: float) -> int:
+    """The side epoch ``epoch`` of ``epochs`` trains at: ``start`` growing linearly to ``final``
+    over the first ``ramp`` of them (multiples of STRIDE), then ``final`` to the end, so the
+    network finishes at the size it runs at. Small epochs are cheap: a convolution's cost goes
+    with the pixels."""
+    if start is None or start >= final:
+        return final
+    progress = min(1.0, epoch / max(1.0, ramp * (epochs - 1)))
+    side = STRIDE * round((start + (final - start) * progress) / STRIDE)
+    return min(final, max(STRIDE, side))
+
+
+def epochs_that_fit(
+    seconds_left: float,
+    training_seconds: float,
+    validation_seconds: float,
+    side: Callable[[int, int], int],
+    done: int,
+    most: int,
+) -> int:
+    """How many epochs a time budget plans for, ``done`` of them run (epoch 0 among them).
+
+    An epoch costs a validation plus epoch 0's training scaled by its pixels: ``side(epoch,
+    planned)`` is an epoch's side when ``planned`` epochs are planned."""
+    for planned in range(most, done, -1):
+        first = side(0, planned)
+        cost = sum(
+            training_seconds * (side(epoch, planned) / first) ** 2 + validation_seconds
+            for epoch in range(done, planned)
+        )
+        if cost <= seconds_left:
+            return planned
+    return done
 
 
 def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
@@ -372,6 +425,18 @@ def to_device(
     return images.contiguous(memory_format=torch.channels_last), masks
 
 
+def shrink(
+    pixels: torch.Tensor, masks: torch.Tensor, side: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch at ``side`` x ``side``: pixels antialiased, masks by area and kept binary, as the
+    data cache resizes them."""
+    pixels = nn.functional.interpolate(
+        pixels, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+    )
+    masks = (nn.functional.interpolate(masks, size=(side, side), mode="area") > 0.5).float()
+    return pixels.contiguous(memory_format=torch.channels_last), masks
+
+
 def train_one_epoch(
     run: Run,
     loader: DataLoader,
@@ -380,7 +445,9 @@ def train_one_epoch(
     distributed: Distributed,
     dtype: torch.dtype | None,
     teacher: Teacher | None = None,
+    size: int | None = None,
 ) -> float:
+    """One pass over the training set; ``size`` trains at a smaller side than the data's."""
     run.network.train()
     device = distributed.device
     losses = []
@@ -389,6 +456,8 @@ def train_one_epoch(
     )
     for images, masks in bar:
         pixels, masks = augment(*to_device(images, masks, device))
+        if size is not None and size != pixels.shape[-1]:
+            pixels, masks = shrink(pixels, masks, size)
         images = normalise(pixels, *input_normalisation(args.model))
         images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -652,15 +721,24 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     augment = AUGMENTATIONS[args.augment]().to(device)
     teacher = load_teacher(args.teacher, device) if args.teacher else None
 
-    epoch_seconds = 0.0
+    def side(epoch: int, planned: int) -> int:
+        return epoch_size(epoch, planned, args.start_size, args.size, args.resize_ramp)
+
+    def planned_epochs() -> int:  # from the schedule, which a resumed run restores
+        return max(1, schedule.total_steps // steps_per_epoch)
+
+    epoch_seconds = training_seconds = validation_seconds = 0.0
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
         sampler.set_epoch(run.epoch)
-        loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher)
+        size = side(run.epoch, planned_epochs())
+        loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher, size)
+        training_seconds = time.monotonic() - epoch_started
         validation = validate(
             run.network, validation_loader, distributed, dtype, input_normalisation(args.model)
         )
+        validation_seconds = time.monotonic() - epoch_started - training_seconds
         run.validation = {
             "dice": validation.dice,
             "frames_flagged": validation.flagged,
@@ -683,6 +761,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 "val_missed": round(validation.missed, 5),
                 "decision": [validation.decision.area_fraction, validation.decision.threshold],
                 "lr": run.scheduler.get_last_lr()[0],
+                "size": size,
                 "seconds": round(epoch_seconds, 1),
             }
             with log_path.open("a") as log:
@@ -691,7 +770,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice "
                 f"{validation.dice:.4f}; decided: polyp-free flagged {validation.flagged:.3f}, "
                 f"polyp missed {validation.missed:.3f}"
-                f"{' (best)' if improved else ''}, {epoch_seconds:.0f} s",
+                f"{' (best)' if improved else ''}, {size}x{size}, {epoch_seconds:.0f} s",
                 flush=True,
             )
             save_checkpoint(run, last, args)
@@ -700,7 +779,14 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         elapsed_minutes = (time.monotonic() - started) / 60
         if args.time_budget is not None and run.epoch == 1 and not args.resume:
             # Plan the decay over the epochs the budget allows, not the ones asked for.
-            fit = run.epoch + int((args.time_budget - elapsed_minutes) * 60 / epoch_seconds)
+            fit = epochs_that_fit(
+                (args.time_budget - elapsed_minutes) * 60,
+                training_seconds,
+                validation_seconds,
+                side,
+                run.epoch,
+                args.epochs,
+            )
             fit = (
                 int(distributed.sum(torch.tensor(fit, device=device)).item())
                 // distributed.world_size
@@ -710,12 +796,14 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 schedule.total_steps = args.epochs * steps_per_epoch
                 if distributed.is_main:
                     print(f"time budget: planning {args.epochs} epochs", flush=True)
+        growth = (side(run.epoch, planned_epochs()) / size) ** 2
+        next_epoch_seconds = training_seconds * growth + validation_seconds
         stop = (
             run.epoch - 1 - run.best_epoch >= args.patience
             or (args.max_steps is not None and run.step >= args.max_steps)
             or (
                 args.time_budget is not None
-                and elapsed_minutes + epoch_seconds / 60 > args.time_budget
+                and elapsed_minutes + next_epoch_seconds / 60 > args.time_budget
             )
         )
         if distributed.any(stop):
