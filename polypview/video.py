@@ -253,6 +253,8 @@ class VideoSource:
                 image = np.ascontiguousarray(picture.to_ndarray(format="bgr24"))
                 yield Frame(index, pts, image, time.monotonic())
         except av.FFmpegError as exc:
+            if self._end is not None and reached >= self._end - _TIE_S:
+                return  # every frame asked for came out; the damage lies past --end
             raise self._damaged(index, reached, exc.strerror) from exc
         stated = self._stated_duration
         if stated is not None and reached < stated - END_SLACK_S:
