@@ -26,7 +26,7 @@ from polypview.gui.main_window import MainWindow
 from polypview.gui.overlay_panel import OverlayChoices
 from polypview.gui.report_dialog import ReportDialog
 from polypview.gui.settings import AppSettings
-from polypview.gui.threads import ResultBridge
+from polypview.gui.threads import CancellableJob, ResultBridge
 from polypview.gui.video_view import as_qimage
 from polypview.modelfile import ModelCard, installed_models, load_network
 from polypview.overlay import OverlayStyle
@@ -327,6 +327,32 @@ def test_a_cancelled_report_leaves_no_file(qtbot, tmp_path: Path):
     assert "cancelled" in (dialog.error or "") and opened == []
     assert not any(path.suffix == ".html" for path in tmp_path.iterdir())
     dialog.reject()  # not running: closes
+
+
+class FailingJob(CancellableJob):
+    def __init__(self, error: Exception) -> None:
+        super().__init__("export")
+        self.error = error
+
+    def _work(self) -> object:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (VideoError("clip.mp4 is not a video"), "clip.mp4 is not a video"),
+        (KeyError("x"), "export failed: KeyError: 'x'"),
+    ],
+)
+def test_a_failing_job_reports_one_line_and_nothing_finished(qtbot, error, line):
+    job = FailingJob(error)
+    finished: list[object] = []
+    job.finished.connect(finished.append)
+    with qtbot.waitSignal(job.failed, timeout=WAIT_MS) as failure:
+        job.start()
+    job.wait()
+    assert failure.args == [line] and finished == []
 
 
 def test_a_bad_file_says_so_and_the_video_plays_on(qtbot, window, looping_clip, tmp_path):

@@ -25,7 +25,6 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from polypview.errors import PolypviewError
 from polypview.export import ExportSummary, export_annotated
 from polypview.gui.overlay_panel import STYLE_LABELS
 from polypview.gui.threads import CancellableJob
@@ -37,9 +36,7 @@ from polypview.video import VideoSource
 class ExportJob(CancellableJob):
     """One export on its own thread; ``progress``, ``finished`` and ``failed`` arrive queued."""
 
-    progress = pyqtSignal(int)  # frames written so far
-    finished = pyqtSignal(object)  # ExportSummary
-    failed = pyqtSignal(str)
+    progress = pyqtSignal(int)  # frames written so far; finished: the ExportSummary
 
     def __init__(
         self,
@@ -55,25 +52,18 @@ class ExportJob(CancellableJob):
         super().__init__("export")
         self._arguments = (video, output, model, backend, threshold, overlay, start, end)
 
-    def _run(self) -> None:
+    def _work(self) -> ExportSummary:
         video, output, model, backend, threshold, overlay, start, end = self._arguments
-        try:
-            with VideoSource(video, start=start, end=end) as source:
-                segmenter = Segmenter.open(model, backend, threshold=threshold)
-                summary = export_annotated(
-                    source,
-                    segmenter,
-                    output,
-                    overlay,
-                    on_frame=self.progress.emit,
-                    cancelled=self._cancel.is_set,
-                )
-        except PolypviewError as error:
-            self.failed.emit(str(error))
-        except Exception as error:
-            self.failed.emit(f"export failed: {type(error).__name__}: {error}")
-        else:
-            self.finished.emit(summary)
+        with VideoSource(video, start=start, end=end) as source:
+            segmenter = Segmenter.open(model, backend, threshold=threshold)
+            return export_annotated(
+                source,
+                segmenter,
+                output,
+                overlay,
+                on_frame=self.progress.emit,
+                cancelled=self._cancel.is_set,
+            )
 
 
 class ExportDialog(QDialog):

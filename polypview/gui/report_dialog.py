@@ -14,7 +14,6 @@ from PyQt6.QtCore import QUrl, pyqtSignal
 from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from polypview.errors import PolypviewError
 from polypview.gui.threads import CancellableJob
 from polypview.procedure import make_procedure
 from polypview.report import default_report_path, write_report
@@ -27,31 +26,22 @@ def open_in_browser(path: Path) -> None:
 class ReportJob(CancellableJob):
     """One report on its own thread; ``progress``, ``finished`` and ``failed`` arrive queued."""
 
-    progress = pyqtSignal(int, int)  # frames done, of how many (0: not known)
-    finished = pyqtSignal(object)  # the report's Path
-    failed = pyqtSignal(str)
+    progress = pyqtSignal(int, int)  # frames done, of how many (0: not known); finished: the Path
 
     def __init__(self, video: Path, output: Path, model: str | None, backend: str) -> None:
         super().__init__("report")
         self._arguments = (video, output, model, backend)
 
-    def _run(self) -> None:
+    def _work(self) -> Path:
         video, output, model, backend = self._arguments
-        try:
-            procedure = make_procedure(
-                video,
-                model,
-                backend,
-                on_progress=lambda done, total: self.progress.emit(done, total or 0),
-                cancelled=self._cancel.is_set,
-            )
-            written = write_report(procedure, output)
-        except PolypviewError as error:
-            self.failed.emit(str(error))
-        except Exception as error:
-            self.failed.emit(f"report failed: {type(error).__name__}: {error}")
-        else:
-            self.finished.emit(written)
+        procedure = make_procedure(
+            video,
+            model,
+            backend,
+            on_progress=lambda done, total: self.progress.emit(done, total or 0),
+            cancelled=self._cancel.is_set,
+        )
+        return write_report(procedure, output)
 
 
 class ReportDialog(QDialog):

@@ -112,12 +112,17 @@ class Background(QObject):
 
 
 class CancellableJob(QObject):
-    """One long job (an export, a report) on a thread of its own; ``_run`` checks ``_cancel``.
+    """One long job (an export, a report) on a thread of its own; ``_work`` checks ``_cancel``.
 
-    Subclasses declare their signals, which Qt delivers queued in the GUI thread."""
+    Its result arrives as ``finished``, a failure as one line on ``failed``: Qt delivers both
+    queued in the GUI thread."""
+
+    finished = pyqtSignal(object)  # what _work returned
+    failed = pyqtSignal(str)
 
     def __init__(self, name: str) -> None:
         super().__init__()
+        self._name = name
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"polypview-{name}", daemon=True)
 
@@ -134,5 +139,16 @@ class CancellableJob(QObject):
     def wait(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
-    def _run(self) -> None:
+    def _work(self) -> object:
+        """The job itself, on its thread; each subclass (ExportJob, ReportJob) defines it."""
         raise NotImplementedError
+
+    def _run(self) -> None:
+        try:
+            result = self._work()
+        except PolypviewError as error:
+            self.failed.emit(str(error))
+        except Exception as error:
+            self.failed.emit(f"{self._name} failed: {type(error).__name__}: {error}")
+        else:
+            self.finished.emit(result)
