@@ -21,7 +21,8 @@ from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
 from training.export import export_checkpoint, metric_data
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
-from training.train import build_network, epoch_size, epochs_that_fit, main, parse_args
+from training.schedule import epoch_size, epochs_that_fit
+from training.train import build_network, main, parse_args
 from training.transforms import normalise
 
 SIZE = 32
@@ -249,7 +250,7 @@ def test_a_student_trains_beside_an_installed_teacher(dataset: Path, tmp_path: P
 def test_validation_frame_scores_match_the_apps() -> None:
     from polypview.decision import top_quantiles
     from training.calibrate import AREA_FRACTIONS
-    from training.train import frame_scores
+    from training.validation import frame_scores
 
     probabilities = torch.rand(3, 1, 64, 64)
     expected = [top_quantiles(p[0].numpy(), list(AREA_FRACTIONS)) for p in probabilities]

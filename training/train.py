@@ -18,7 +18,7 @@ validation, a checkpoint every epoch (`--resume`), and seeds that make a run and
 identical. Validation is a fixed-seed tenth of the main dataset's training ids plus each extra
 dataset's own validation split; test ids are touched only by the final evaluation. Polyp-free
 frames (an extra dataset with empty masks, and `--background-crops` cut from polyp images) train
-the network to leave a clean frame clean: on them the loss's soft Dice term is 1 / (1 + predicted
+the network to leave a clean frame clean: on them the soft Dice is 1 / (1 + predicted
 area), so any mask costs.
 
 Selection score: mean Dice over validation frames that hold a polyp, less the shares of
@@ -36,7 +36,6 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +49,6 @@ from tqdm import tqdm
 from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, input_normalisation, model_names
-from training.calibrate import AREA_FRACTIONS, THRESHOLDS, OperatingPoint, choose
 from training.data import (
     DEFAULT_ROOT,
     CachedSplit,
@@ -62,8 +60,9 @@ from training.data import (
 )
 from training.distributed import Distributed, setup, teardown
 from training.losses import LOSSES, distillation_loss, false_alarm_loss
-from training.metrics import batch_counts, dice_from_counts
-from training.transforms import AUGMENTATIONS, normalise
+from training.schedule import STRIDE, WarmupCosine, epoch_size, epochs_that_fit
+from training.transforms import AUGMENTATIONS, normalise, to_device
+from training.validation import validate, validation_report
 
 CHECKPOINT_VERSION = 2
 
@@ -186,64 +185,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- the recipe ------------------------------------------------------------------------------
-
-
-@dataclass
-class WarmupCosine:
-    """LR multiplier per step: linear warm-up, then cosine decay to ``floor`` at ``total_steps``.
-
-    ``total_steps`` may shrink once the first epoch shows how many fit a time budget, so the
-    decay still completes.
-    """
-
-    warmup_steps: int
-    total_steps: int
-    floor: float
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-STRIDE = 32  # every registered network's coarsest stride divides this
-
-
-def epoch_size(epoch: int, epochs: int, start: int | None, final: int, ramp: float) -> int:
-    """The side epoch ``epoch`` of ``epochs`` trains at: ``start`` growing linearly to ``final``
-    over the first ``ramp`` of them (multiples of STRIDE), then ``final`` to the end, so the
-    network finishes at the size it runs at. Small epochs are cheap: a convolution's cost goes
-    with the pixels."""
-    if start is None or start >= final:
-        return final
-    progress = min(1.0, epoch / max(1.0, ramp * (epochs - 1)))
-    side = STRIDE * round((start + (final - start) * progress) / STRIDE)
-    return min(final, max(STRIDE, side))
-
-
-def epochs_that_fit(
-    seconds_left: float,
-    training_seconds: float,
-    validation_seconds: float,
-    side: Callable[[int, int], int],
-    done: int,
-    most: int,
-) -> int:
-    """How many epochs a time budget plans for, ``done`` of them run (epoch 0 among them).
-
-    An epoch costs a validation plus epoch 0's training scaled by its pixels: ``side(epoch,
-    planned)`` is an epoch's side when ``planned`` epochs are planned."""
-    for planned in range(most, done, -1):
-        first = side(0, planned)
-        cost = sum(
-            training_seconds * (side(epoch, planned) / first) ** 2 + validation_seconds
-            for epoch in range(done, planned)
-        )
-        if cost <= seconds_left:
-            return planned
-    return done
 
 
 def precision_for(choice: str, device: torch.device) -> torch.dtype | None:
@@ -416,15 +357,6 @@ class Run:
     validation: dict = field(default_factory=dict)  # the latest epoch's figures
 
 
-def to_device(
-    images: torch.Tensor, masks: torch.Tensor, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 batches cross to the device as they are (4x cheaper than float), then convert."""
-    images = images.to(device, non_blocking=True).float().div_(255)
-    masks = masks.to(device, non_blocking=True).float()
-    return images.contiguous(memory_format=torch.channels_last), masks
-
-
 def shrink(
     pixels: torch.Tensor, masks: torch.Tensor, side: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -481,92 +413,6 @@ def train_one_epoch(
             break
     mean = distributed.sum(torch.tensor([sum(losses), len(losses)], device=device))
     return (mean[0] / mean[1].clamp(min=1)).item()
-
-
-@dataclass(frozen=True)
-class Validation:
-    dice: float  # mean per-image Dice over frames with a polyp
-    decision: OperatingPoint  # the frame-level decision calibrated on these frames
-
-    @property
-    def flagged(self) -> float:
-        return self.decision.frames_flagged
-
-    @property
-    def missed(self) -> float:
-        return self.decision.frames_missed
-
-    @property
-    def score(self) -> float:
-        """The model-selection signal: find polyps, and leave polyp-free frames clean."""
-        return self.dice - self.flagged - self.missed
-
-
-@torch.no_grad()
-def validate(
-    network: nn.Module,
-    loader: DataLoader,
-    distributed: Distributed,
-    dtype: torch.dtype | None,
-    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
-) -> Validation:
-    """Dice on polyp frames, and the frame-level decision calibrated on all the frames.
-
-    Each frame's scores (``polypview.decision``: the probability its top area reaches, for every
-    candidate area) are counted against every candidate threshold, so processes all-reduce
-    fixed-size counts and the operating point is chosen once, on the whole validation set."""
-    network.eval()
-    device = distributed.device
-    thresholds = torch.tensor(THRESHOLDS, device=device)
-    # Dice sum, polyp frames, polyp-free frames; then per (area, threshold): polyp frames
-    # found, polyp-free frames flagged.
-    totals = torch.zeros(3, device=device, dtype=torch.float64)
-    found = torch.zeros(len(AREA_FRACTIONS), len(thresholds), device=device, dtype=torch.float64)
-    flagged = torch.zeros_like(found)
-    for images, masks in loader:
-        images, masks = to_device(images, masks, device)
-        images = normalise(images, *normalisation)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = network(images).float()
-        dice = dice_from_counts(batch_counts(logits > 0, masks > 0.5))
-        has_polyp = masks.flatten(1).amax(1) > 0.5
-        totals += torch.stack([dice[has_polyp].sum(), has_polyp.sum(), (~has_polyp).sum()])
-        reached = frame_scores(torch.sigmoid(logits))[:, :, None] >= thresholds
-        found += (reached & has_polyp[:, None, None]).sum(0)
-        flagged += (reached & ~has_polyp[:, None, None]).sum(0)
-    totals, found, flagged = (distributed.sum(t) for t in (totals, found, flagged))
-    points = [
-        OperatingPoint(
-            area,
-            float(threshold),
-            (flagged[a, t] / totals[2].clamp(min=1)).item(),
-            1 - (found[a, t] / totals[1].clamp(min=1)).item(),
-        )
-        for a, area in enumerate(AREA_FRACTIONS)
-        for t, threshold in enumerate(THRESHOLDS)
-    ]
-    return Validation((totals[0] / totals[1].clamp(min=1)).item(), choose(points, 0.05, 0.05))
-
-
-def frame_scores(probabilities: torch.Tensor) -> torch.Tensor:
-    """``[B, areas]``: per frame, the probability its top AREA_FRACTIONS reach (on the tensor,
-    as ``polypview.decision.top_quantiles`` computes it in the app)."""
-    flat = probabilities.flatten(1)
-    ranks = [max(1, math.ceil(area * flat.shape[1])) for area in AREA_FRACTIONS]
-    return flat.topk(max(ranks), dim=1).values[:, [rank - 1 for rank in ranks]]
-
-
-def validation_report(validation: Validation) -> dict:
-    """``--validate-only``'s answer: the figures an epoch would log, and the selection score."""
-    report = {
-        "val_dice": round(validation.dice, 5),
-        "val_flagged": round(validation.flagged, 5),
-        "val_missed": round(validation.missed, 5),
-        "val_score": round(validation.score, 5),
-        "decision": [validation.decision.area_fraction, validation.decision.threshold],
-    }
-    print(json.dumps(report), flush=True)
-    return report
 
 
 # --- checkpoints ------------------------------------------------------------------------------

@@ -23,6 +23,15 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 
+def to_device(
+    images: torch.Tensor, masks: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 batches cross to the device as they are (4x cheaper than float), then convert."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    masks = masks.to(device, non_blocking=True).float()
+    return images.contiguous(memory_format=torch.channels_last), masks
+
+
 class PairedAugmentation(nn.Module):
     """``(images, masks) -> (images, masks)``: float (B, 3, H, W) in 0..1 and (B, 1, H, W) in
     {0, 1}, the same size out as in."""
