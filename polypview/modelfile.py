@@ -41,6 +41,9 @@ class ModelCard:
     threshold: float = 0.5
     in_channels: int = 3
     classes: int = 1
+    # Keyword arguments of the architecture's constructor beyond the defaults, e.g. lite-unet's
+    # {"decoder_channels": [128, 64, 32, 16]}: the weights only fit the network built with them.
+    architecture_options: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
     status: str = "interim"  # "interim" or "production"
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +100,9 @@ class ModelCard:
             raise ModelError(f"model card {path} has malformed input_size, mean or std") from None
         if len(fields["input_size"]) != 2 or len(fields["mean"]) != 3 or len(fields["std"]) != 3:
             raise ModelError(f"model card {path}: input_size needs 2 values, mean and std 3 each")
+        options = fields.get("architecture_options", {})
+        if not isinstance(options, dict):
+            raise ModelError(f"model card {path}: architecture_options must be a JSON object")
         _check_decision(path, fields.get("decision", {}))
         return cls(**fields, folder=path.parent)
 
@@ -173,7 +179,12 @@ def load_network(card: ModelCard) -> nn.Module:
     except (SafetensorError, OSError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"weights file {path} is corrupted or not safetensors: {reason}") from None
-    network = create_model(card.architecture, in_channels=card.in_channels, classes=card.classes)
+    network = create_model(
+        card.architecture,
+        in_channels=card.in_channels,
+        classes=card.classes,
+        **card.architecture_options,
+    )
     expected = network.state_dict()
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())

@@ -94,3 +94,14 @@ def test_channels_are_honoured(name: str) -> None:
     model = create_model(name, in_channels=1, classes=3).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 1, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_lite_unet_decoder_widths_are_a_constructor_option() -> None:
+    slim = create_model("lite-unet", decoder_channels=(128, 64, 32, 16)).eval()
+    assert parameter_count(slim) == 3_782_353
+    with torch.no_grad():
+        assert slim(torch.randn(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    with pytest.raises(ModelError, match="decoder_channels needs 4 positive integers"):
+        create_model("lite-unet", decoder_channels=(128, 64))
+    with pytest.raises(ModelError, match="cannot build unet"):
+        create_model("unet", decoder_channels=(128, 64, 32, 16))

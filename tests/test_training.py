@@ -130,6 +130,32 @@ def test_export_then_load_gives_identical_outputs(dataset: Path, tmp_path: Path)
         assert torch.equal(trained(batch), loaded(batch))
 
 
+def test_a_slimmer_decoder_travels_from_training_to_the_card(dataset: Path, tmp_path: Path) -> None:
+    slim = ["--model", "lite-unet", "--decoder-channels", "16", "8", "8", "4"]
+    main(train_args(dataset, tmp_path / "slim", "--epochs", "1", *slim))
+    card = export_checkpoint(tmp_path / "slim" / "best.pt", "slim", tmp_path / "models")
+    assert find_model(str(card.card_path)).architecture_options == {
+        "decoder_channels": [16, 8, 8, 4]
+    }
+    trained = create_model("lite-unet", decoder_channels=(16, 8, 8, 4)).eval()
+    trained.load_state_dict(torch.load(tmp_path / "slim" / "best.pt", weights_only=True)["network"])
+    if "fp16" in card.notes:
+        trained.load_state_dict({k: v.half().float() for k, v in trained.state_dict().items()})
+    batch = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.equal(trained(batch), load_network(card)(batch))
+
+    with pytest.raises(
+        SystemExit, match=r"was built with .*decoder_channels.*this run with the def"
+    ):
+        build_network(
+            parse_args(
+                train_args(dataset, tmp_path / "again", "--model", "lite-unet", "--init",
+                           str(card.weights_path))
+            )
+        )  # fmt: skip
+
+
 @pytest.mark.skipif(
     shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
     reason="torchrun not found",

@@ -153,12 +153,14 @@ def export_checkpoint(
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
     config = state["config"]
-    network = create_model(config["model"])
+    options = config.get("architecture_options", {})
+    network = create_model(config["model"], **options)
     network.load_state_dict(state["network"])
     data, recipe = describe_run(state)
     card = ModelCard(
         name=name,
         architecture=config["model"],
+        architecture_options=options,
         weights=f"{name}.safetensors",
         input_size=(config["size"], config["size"]),
         mean=input_normalisation(config["model"])[0],

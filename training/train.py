@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="polyp-free crops cut from up to N training images with polyps, as negatives",
     )
     parser.add_argument(
+        "--decoder-channels",
+        type=int,
+        nargs=4,
+        metavar="N",
+        help="lite-unet's decoder widths, stride 16 to 2 (default 256 128 64 32); fewer is faster",
+    )
+    parser.add_argument(
         "--pretrained",
         action="store_true",
         help="start lite-unet's encoder from ImageNet (training.pretrained)",
@@ -181,6 +188,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.start_size is not None and not STRIDE <= args.start_size <= args.size:
         parser.error(f"--start-size must be between {STRIDE} and --size ({args.size})")
     args.out = args.out or Path("runs") / args.model
+    args.architecture_options = (
+        {"decoder_channels": args.decoder_channels} if args.decoder_channels else {}
+    )
     return args
 
 
@@ -264,7 +274,12 @@ def concatenate(parts: list[CachedSplit]) -> CachedSplit:
 def build_network(args: argparse.Namespace) -> nn.Module:
     """The registered network, from ImageNet (``--pretrained``) or installed weights
     (``--init``)."""
-    network = create_model(args.model)
+    from polypview.errors import ModelError
+
+    try:
+        network = create_model(args.model, **args.architecture_options)
+    except ModelError as error:
+        sys.exit(f"train: {error}")
     if args.pretrained:
         if args.model != "lite-unet":
             sys.exit(
@@ -277,13 +292,18 @@ def build_network(args: argparse.Namespace) -> nn.Module:
         except PretrainedError as error:
             sys.exit(f"train: {error}")
     if args.init:
-        from polypview.errors import ModelError
         from polypview.modelfile import find_model, load_network
 
         try:
             card = find_model(str(args.init))
             if card.architecture != args.model:
                 sys.exit(f"train: --init {args.init} holds a {card.architecture}, not {args.model}")
+            if card.architecture_options != args.architecture_options:
+                built, wanted = card.architecture_options, args.architecture_options
+                sys.exit(
+                    f"train: --init {args.init} was built with {built or 'the defaults'}, "
+                    f"this run with {wanted or 'the defaults'}"
+                )
             network.load_state_dict(load_network(card).state_dict())
         except ModelError as error:
             sys.exit(f"train: --init: {error}")

@@ -36,12 +36,16 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def create_model(name: str, in_channels: int = 3, classes: int = 1, **kwargs: Any) -> nn.Module:
-    """Build the registered network `name`; raises ModelError for an unknown name."""
+def create_model(name: str, in_channels: int = 3, classes: int = 1, **options: Any) -> nn.Module:
+    """Build the registered network `name` with its constructor's ``options`` (such as
+    lite-unet's ``decoder_channels``); raises ModelError for an unknown name or option."""
     try:
         model_class = MODELS[name]
     except KeyError:
         raise ModelError(
             f"unknown model {name!r}; choose one of: {', '.join(model_names())}"
         ) from None
-    return model_class(in_channels=in_channels, classes=classes, **kwargs)
+    try:
+        return model_class(in_channels=in_channels, classes=classes, **options)
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"cannot build {name} with {options}: {error}") from None
