@@ -29,7 +29,7 @@ from polypview.modelfile import (
     load_network,
     save_model,
 )
-from polypview.nets import IMAGENET_NORMALISATION, create_model, input_normalisation
+from polypview.nets import IMAGENET_NORMALISATION, create_model, input_normalisation, model_names
 from polypview.segmenter import Segmenter
 
 if TYPE_CHECKING:
@@ -166,14 +166,15 @@ def bench_inference(
 ) -> InferenceBench:
     """Per (model, backend): batch-1 inference latency, and the whole cost of one frame of
     ``frame_size`` (upload, preprocess, inference, postprocess, download), both with speed-ups
-    against the eager fp32 ``torch`` reference measured in the same run."""
+    against the eager fp32 ``torch`` reference measured in the same run. A model is an
+    architecture (``bench_card``) or a model file, so variants compare side by side."""
     order = [REFERENCE_BACKEND] + [name for name in backends if name != REFERENCE_BACKEND]
     bench = InferenceBench(device=machine_name())
     frame = np.random.default_rng(0).integers(0, 256, (*frame_size, 3), dtype=np.uint8)
     frame_label = f"{frame_size[1]}x{frame_size[0]}"
     with tempfile.TemporaryDirectory(prefix="polypview-bench-") as scratch:
-        for architecture in models:
-            card = bench_card(architecture, Path(scratch))
+        for model in models:
+            card = bench_card(model, Path(scratch)) if model in model_names() else find_model(model)
             network = load_network(card)
             reference_ms = reference_frame_ms = None
             for name in order:

@@ -120,7 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     what = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     inference = what.add_parser("inference", help="batch-1 latency per model and backend")
-    inference.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
+    inference.add_argument(
+        "--models",
+        nargs="+",
+        default=model_names(),
+        metavar="MODEL",
+        help="architectures (the installed model of each, or an untrained stand-in) or model "
+        f"files; default: {' '.join(model_names())}",
+    )
     inference.add_argument("--backends", nargs="+", default=backend_names(), help="or: all")
     inference.add_argument("--runs", type=int, default=30)
     inference.add_argument("--json", action="store_true")

@@ -162,6 +162,20 @@ def test_bench_inference_prints_figures(capsys: pytest.CaptureFixture[str]) -> N
     assert all(row["model"] == "unet" and row["median_ms"] > 0 for row in results)
 
 
+def test_bench_inference_takes_model_files_beside_architectures(
+    capsys: pytest.CaptureFixture[str], stand_in_model: ModelCard
+) -> None:
+    code, out, err = run_cli(
+        capsys, "bench", "inference", "--models", str(stand_in_model.card_path), "--runs", "2",
+        "--backends", "torch", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    results = json.loads(out.strip().splitlines()[-1])["results"]
+    assert {row["model"] for row in results} == {stand_in_model.name}
+    code, out, err = run_cli(capsys, "bench", "inference", "--models", "no-such-model")
+    assert code != 0 and err.count("\n") == 1 and "no-such-model" in err
+
+
 # --- bad inputs -------------------------------------------------------------------------------
 
 
