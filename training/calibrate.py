@@ -90,8 +90,14 @@ def curve(polyp: np.ndarray, negative: np.ndarray) -> list[OperatingPoint]:
     return points
 
 
-def choose(points: list[OperatingPoint], max_flagged: float, max_missed: float) -> OperatingPoint:
-    """The operating point by the rule in this module's docstring."""
+def choose(
+    points: list[OperatingPoint], max_flagged: float, max_missed: float, min_area: float = 0.0
+) -> OperatingPoint:
+    """The operating point by the rule in this module's docstring, among those resting on at
+    least ``min_area`` of the frame."""
+    points = [point for point in points if point.area_fraction >= min_area]
+    if not points:
+        raise ValueError(f"no candidate area reaches the minimum {min_area}")
     both = [p for p in points if p.frames_flagged <= max_flagged and p.frames_missed <= max_missed]
     if both:
         return max(
@@ -138,7 +144,13 @@ def plot(points: list[OperatingPoint], chosen: OperatingPoint, title: str, png: 
 def calibrate(args: argparse.Namespace) -> dict:
     segmenter = Segmenter.open(args.model, args.backend)
     decision = decide(
-        segmenter, args.polyp, args.negative, args.max_flagged, args.max_missed, args.plot
+        segmenter,
+        args.polyp,
+        args.negative,
+        args.max_flagged,
+        args.max_missed,
+        args.plot,
+        args.min_area,
     )
     if args.write:
         from training.export import rescored
@@ -154,8 +166,10 @@ def decide(
     max_flagged: float = 0.05,
     max_missed: float = 0.05,
     plot_path: Path | None = None,
+    min_area: float = 0.0,
 ) -> dict:
-    """The card's ``decision`` for ``segmenter``'s model, chosen on the validation frames."""
+    """The card's ``decision`` for ``segmenter``'s model, chosen on the validation frames;
+    ``min_area`` leaves out decisions resting on fewer pixels (0: the peak pixel may decide)."""
     card = segmenter.card
     polyp_specs = [DatasetSpec.parse(text) for text in polyp_data]
     negative_specs = [DatasetSpec.parse(text) for text in negative_data]
@@ -167,7 +181,7 @@ def decide(
     truth = np.concatenate([has_polyp for _, has_polyp in scored])
     polyp, negative = scores[truth], scores[~truth]  # by each frame's truth, not its dataset
     points = curve(polyp, negative)
-    chosen = choose(points, max_flagged, max_missed)
+    chosen = choose(points, max_flagged, max_missed, min_area)
     decision = {
         "area_fraction": chosen.area_fraction,
         "threshold": chosen.threshold,
@@ -197,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-flagged", type=float, default=0.05)
     parser.add_argument("--max-missed", type=float, default=0.05)
+    parser.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="smallest share of the frame a decision may rest on (0.001: not the peak pixel "
+        "alone, which reduced precision can move across the threshold)",
+    )
     parser.add_argument("--write", action="store_true", help="store the decision in the card")
     parser.add_argument("--plot", type=Path, help="PNG of the curves and the chosen point")
     args = parser.parse_args(argv)
