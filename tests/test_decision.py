@@ -98,14 +98,14 @@ def test_calibration_takes_the_point_with_most_margin_and_falls_back_honestly() 
     assert chosen.frames_flagged == 0 and chosen.frames_missed == 0
     assert 0.7 <= chosen.threshold <= 0.85
 
-    points = [OperatingPoint(0.0, 0.5, 0.20, 0.00), OperatingPoint(0.0, 0.9, 0.04, 0.30)]
+    points = [OperatingPoint(0.01, 0.5, 0.20, 0.00), OperatingPoint(0.01, 0.9, 0.04, 0.30)]
     assert choose(points, 0.05, 0.05).threshold == 0.9  # false alarms first, misses reported
     assert choose(points, 0.01, 0.05).frames_flagged == 0.04  # the quietest there is
 
 
-def test_calibration_can_refuse_decisions_resting_on_one_pixel() -> None:
+def test_calibration_refuses_decisions_resting_on_one_pixel_unless_asked() -> None:
     points = [OperatingPoint(0.0, 0.6, 0.03, 0.10), OperatingPoint(0.001, 0.5, 0.05, 0.20)]
-    assert choose(points, 0.05, 0.05).area_fraction == 0.0
-    assert choose(points, 0.05, 0.05, min_area=0.001).area_fraction == 0.001
+    assert choose(points, 0.05, 0.05).area_fraction == 0.001
+    assert choose(points, 0.05, 0.05, min_area=0.0).area_fraction == 0.0
     with pytest.raises(ValueError, match="no candidate area"):
         choose(points, 0.05, 0.05, min_area=0.5)
