@@ -35,7 +35,6 @@ from polypview.errors import OutputError, PolypviewError
 from polypview.segmenter import Segmenter, resize_for_model
 from polypview.tracking import FilterSettings, Tracker
 from polypview.video_metrics import FrameOutcome, Truth, VideoMetrics, judge_frame, video_metrics
-from training.clip_truth import clip_truth
 from training.data import DEFAULT_ROOT, pair_files, read_pair, resolve_dataset
 from training.metrics import SCORE_NAMES, dice_from_counts, image_counts, scores_from_counts
 
@@ -237,6 +236,8 @@ def run(args: argparse.Namespace) -> None:
         raise OutputError(f"folder for --worst does not exist: {args.worst.parent}")
     over_time: ClipJudge | None = None
     if args.clip is not None:
+        from training.clip_truth import clip_truth  # PyAV only where a clip is read
+
         split, data = args.clip.stem, args.clip
         total, frame_rate, pairs = clip_pairs(args.clip)
         over_time = ClipJudge(clip_truth(args.clip), frame_rate)
