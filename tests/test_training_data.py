@@ -17,6 +17,7 @@ from training.data import (
     load_cached,
     resolve_dataset,
     validation_split,
+    write_compact_copy,
 )
 
 SIZE = (24, 32)
@@ -221,3 +222,31 @@ def test_a_polyp_filling_the_frame_leaves_no_background() -> None:
     mask = np.ones((100, 100), bool)
     mask[:10, :10] = False
     assert background_square(mask, random.Random(0)) is None
+
+
+def test_a_compact_copy_leaves_out_a_split_and_can_travel_lighter(tmp_path: Path) -> None:
+    shapes = {f"id{index}": (120, 160) for index in range(4)}
+    root = write_dataset(tmp_path / "data", shapes)
+    textured = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    for image_id in shapes:  # JPEG quality only shows on texture
+        cv2.imwrite(str(root / "images" / f"{image_id}.jpg"), textured)
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("id0\nid1\nid2\n")
+    (root / "splits" / "test.txt").write_text("id3\n")
+
+    fine = write_compact_copy(root, (64, 64), tmp_path / "fine", leave_out=["test"])
+    light = write_compact_copy(root, (64, 64), tmp_path / "light", quality=40)
+    assert resolve_dataset(fine) == ["id0", "id1", "id2"]
+    assert not (fine / "splits" / "test.txt").exists()
+    assert resolve_dataset(fine, "train") == ["id0", "id1", "id2"]
+    assert resolve_dataset(light, "test") == ["id3"]
+    size = {copy: (copy / "images" / "id0.jpg").stat().st_size for copy in (fine, light)}
+    assert size[light] < size[fine]
+
+
+def test_compact_copy_refuses_a_quality_out_of_range(dataset: Path, tmp_path: Path, capsys) -> None:
+    from training.data import main as data_main
+
+    with pytest.raises(SystemExit):
+        data_main(["--root", str(dataset), "--out", str(tmp_path / "copy"), "--quality", "0"])
+    assert "--quality must be between 1 and 100" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -285,17 +286,27 @@ def read_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray
 
 
 def write_compact_copy(
-    root: Path | str, size: tuple[int, int], out: Path | str, keep_original: str | None = None
+    root: Path | str,
+    size: tuple[int, int],
+    out: Path | str,
+    keep_original: str | None = None,
+    quality: int = COMPACT_JPEG_QUALITY,
+    leave_out: Iterable[str] = (),
 ) -> Path:
     """A resized copy of the dataset at ``out``: JPEG images, PNG masks, the same split files.
 
     Images pass through ``resize_for_model`` here, so reading the copy at the same size later
-    leaves them untouched (bar JPEG's small loss at quality 95). The ids of the split named by
+    leaves them untouched (bar JPEG's small loss at ``quality``). The ids of the split named by
     ``keep_original`` are copied byte for byte instead, so test metrics computed from the copy are
-    still at each image's original resolution.
+    still at each image's original resolution. The splits named in ``leave_out`` (a test split
+    that is scored elsewhere, say) are not copied at all, which keeps the copy light.
     """
     root, out = Path(root), Path(out)
     pairs = pair_files(root)
+    left_out = set(leave_out)
+    for split_name in left_out:
+        for image_id in resolve_dataset(root, split_name):
+            pairs.pop(image_id, None)
     originals = set(resolve_dataset(root, keep_original)) if keep_original else set()
     for folder in ("images", "masks", "splits"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -306,14 +317,15 @@ def write_compact_copy(
                 shutil.copyfile(source, out / folder / source.name)
             return
         image, mask = _read_resized(*pairs[image_id], size)
-        jpeg = [cv2.IMWRITE_JPEG_QUALITY, COMPACT_JPEG_QUALITY]
+        jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
         cv2.imwrite(str(out / "images" / f"{image_id}.jpg"), image[:, :, ::-1], jpeg)
         cv2.imwrite(str(out / "masks" / f"{image_id}.png"), mask * np.uint8(255))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         list(pool.map(write, sorted(pairs)))
     for split_file in sorted((root / "splits").glob("*.txt")):
-        shutil.copyfile(split_file, out / "splits" / split_file.name)
+        if split_file.stem not in left_out:
+            shutil.copyfile(split_file, out / "splits" / split_file.name)
     return out
 
 
@@ -391,12 +403,32 @@ def main(argv: list[str] | None = None) -> None:
         "--keep-original", default="test120", help="split copied at full resolution ('' for none)"
     )
     parser.add_argument(
+        "--quality",
+        type=int,
+        default=COMPACT_JPEG_QUALITY,
+        help="JPEG quality of the resized images (lower travels lighter)",
+    )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="SPLIT",
+        help="a split not to copy (repeatable), e.g. a test split scored elsewhere",
+    )
+    parser.add_argument(
         "--cache-dir", type=Path, help="also build and time the npz caches of the copy here"
     )
     args = parser.parse_args(argv)
+    if not 1 <= args.quality <= 100:
+        parser.error(f"--quality must be between 1 and 100, not {args.quality}")
     size = (args.size, args.size)
     started = time.perf_counter()
-    out = write_compact_copy(args.root, size, args.out, args.keep_original)
+    try:
+        out = write_compact_copy(
+            args.root, size, args.out, args.keep_original, args.quality, args.leave_out
+        )
+    except (OSError, ValueError) as error:
+        sys.exit(f"training.data: {error}")
     print(f"{out}: {_folder_mib(out):.1f} MiB, written in {time.perf_counter() - started:.1f} s")
     if args.cache_dir is None:
         return
