@@ -389,6 +389,9 @@ def shrink(
     return pixels.contiguous(memory_format=torch.channels_last), masks
 
 
+LOSS_SHOWN_EVERY = 25
+
+
 def train_one_epoch(
     run: Run,
     loader: DataLoader,
@@ -427,11 +430,13 @@ def train_one_epoch(
         run.scaler.update()
         run.scheduler.step()
         run.step += 1
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        losses.append(loss.detach())  # read back every few steps: each read waits for the GPU
+        if len(losses) % LOSS_SHOWN_EVERY == 1:
+            bar.set_postfix(loss=f"{losses[-1].item():.3f}")
         if args.max_steps and run.step >= args.max_steps:
             break
-    mean = distributed.sum(torch.tensor([sum(losses), len(losses)], device=device))
+    total = torch.stack(losses).float().sum() if losses else torch.zeros((), device=device)
+    mean = distributed.sum(torch.stack([total, torch.tensor(float(len(losses)), device=device)]))
     return (mean[0] / mean[1].clamp(min=1)).item()
 
 
@@ -594,6 +599,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         return max(1, schedule.total_steps // steps_per_epoch)
 
     epoch_seconds = training_seconds = validation_seconds = 0.0
+    requested_epochs = args.epochs
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
@@ -643,21 +649,23 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             if improved:
                 save_checkpoint(run, best, args)
         elapsed_minutes = (time.monotonic() - started) / 60
-        if args.time_budget is not None and run.epoch == 1 and not args.resume:
-            # Plan the decay over the epochs the budget allows, not the ones asked for.
+        if args.time_budget is not None and run.epoch in (1, 2) and not args.resume:
+            # Plan the decay over the epochs the budget allows, not the ones asked for; again
+            # after the second epoch, as the first carries one-off costs (autotuning, caches).
+            epoch_zero_seconds = training_seconds * (side(0, planned_epochs()) / size) ** 2
             fit = epochs_that_fit(
                 (args.time_budget - elapsed_minutes) * 60,
-                training_seconds,
+                epoch_zero_seconds,
                 validation_seconds,
                 side,
                 run.epoch,
-                args.epochs,
+                requested_epochs,
             )
             fit = (
                 int(distributed.sum(torch.tensor(fit, device=device)).item())
                 // distributed.world_size
             )
-            if fit < args.epochs:
+            if fit != args.epochs:
                 args.epochs = max(fit, 1)
                 schedule.total_steps = args.epochs * steps_per_epoch
                 if distributed.is_main:
