@@ -18,7 +18,7 @@ from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
 from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
-from training.export import export_checkpoint, metric_data
+from training.export import export_checkpoint, metric_data, moved_data, slim_checkpoint
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.schedule import epoch_size, epochs_that_fit
@@ -128,6 +128,53 @@ def test_export_then_load_gives_identical_outputs(dataset: Path, tmp_path: Path)
     batch = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
         assert torch.equal(trained(batch), loaded(batch))
+
+
+def test_a_slim_checkpoint_exports_like_the_full_one(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    main(train_args(dataset, run, "--epochs", "1"))
+    slim = slim_checkpoint(run / "best.pt", tmp_path / "home" / "slim.pt")
+    state = torch.load(slim, weights_only=True)
+    assert not {"optimizer", "scheduler", "scaler"} & state.keys()
+    assert {tensor.dtype for tensor in state["network"].values()} <= {torch.float16, torch.int64}
+    assert slim.stat().st_size < (run / "best.pt").stat().st_size / 2
+
+    card = export_checkpoint(slim, "slim", tmp_path / "models")
+    full = export_checkpoint(run / "best.pt", "full", tmp_path / "models")
+    assert card.metrics == full.metrics  # fp16 on the way home changes nothing measurable here
+    assert "carried in fp16" in card.notes
+
+
+def test_a_run_on_travelling_copies_is_scored_on_the_originals() -> None:
+    config = {"data": "/tmp/run/gpu-data/kvasir-seg", "extra": ["gpu-data/polypgen:train:val"]}
+    moved = moved_data(config, Path("../shared/data"))
+    assert moved["data"] == str(Path("../shared/data/kvasir-seg"))
+    assert moved["extra"] == [f"{Path('../shared/data/polypgen')}:train:val"]
+    assert config["data"] == "/tmp/run/gpu-data/kvasir-seg"  # the checkpoint's own is untouched
+
+
+def test_export_without_a_name_or_checkpoint_says_so(tmp_path: Path, capsys) -> None:
+    from training.export import main as export_main
+
+    with pytest.raises(SystemExit):
+        export_main([str(tmp_path / "missing.pt"), "--name", "x"])
+    assert "no checkpoint at" in capsys.readouterr().err
+    (tmp_path / "run.pt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        export_main([str(tmp_path / "run.pt")])
+    assert "--name is needed" in capsys.readouterr().err
+
+
+def test_training_imports_without_pyav_qt_or_openvino() -> None:
+    """The GPU machine has none of them: training and export must not reach for them."""
+    blocked = ["av", "PyQt6", "openvino"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "import training.train, training.export"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_slimmer_decoder_travels_from_training_to_the_card(dataset: Path, tmp_path: Path) -> None:

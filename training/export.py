@@ -1,6 +1,12 @@
 """Ship a training checkpoint: models/NAME.safetensors and its card, scored on the test split.
 
     python -m training.export runs/resunetpp/best.pt --name resunetpp [--status production]
+    python -m training.export runs/resunetpp/best.pt --slim resunetpp-best.pt
+
+``--slim`` writes the checkpoint without its optimiser state and with the network in fp16: what
+a GPU run carries home (a few MiB instead of a hundred), to be exported here like any other.
+``--data-root`` scores and calibrates a run that trained on travelling copies of the datasets on
+the datasets of the same names under that folder (the originals).
 
 The weights are stored in fp16 when that changes nothing measurable on the test split (both
 precisions are scored through the app's own segmenter), else in fp32. The card records the data,
@@ -136,6 +142,35 @@ def exported_epoch(state: dict) -> str:
     return f"epoch {state['epoch'] - 1}" + (f" ({shown})" if shown else "")
 
 
+def slim_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """``checkpoint`` without optimiser, scheduler and scaler state, its network in fp16."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for key in ("optimizer", "scheduler", "scaler"):
+        state.pop(key, None)
+    state["network"] = {
+        name: tensor.half() if tensor.is_floating_point() else tensor
+        for name, tensor in state["network"].items()
+    }
+    state["slimmed"] = "network carried in fp16 without optimiser state"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    return out
+
+
+def moved_data(config: dict, data_root: Path) -> dict:
+    """``config`` with its datasets (main and extra) read from ``data_root``, by folder name."""
+
+    def moved(path: str) -> str:
+        return str(data_root / Path(path).name)
+
+    extra = [DatasetSpec.parse(text) for text in config.get("extra", [])]
+    return {
+        **config,
+        "data": moved(config["data"]),
+        "extra": [replace(spec, root=Path(moved(str(spec.root)))).text() for spec in extra],
+    }
+
+
 def export_checkpoint(
     checkpoint: Path,
     name: str,
@@ -143,15 +178,18 @@ def export_checkpoint(
     status: str = "interim",
     export_command: str | None = None,
     calibrate: bool = False,
+    data_root: Path | None = None,
 ) -> ModelCard:
     """``checkpoint`` as a shipped model; ``export_command`` is recorded when run on its own.
 
     With ``calibrate``, the frame-level decision is chosen on the validation data
     (``training.calibrate``; its curves go to ``NAME-decision.png`` beside the checkpoint) before
     the test splits are scored, so the card's figures are what the app shows. Every extra
-    training dataset with a ``test`` split is scored too."""
+    training dataset with a ``test`` split is scored too. ``data_root``: see the module's doc."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
+    if data_root is not None:
+        state["config"] = moved_data(state["config"], data_root)
     config = state["config"]
     options = config.get("architecture_options", {})
     network = create_model(config["model"], **options)
@@ -185,6 +223,8 @@ def export_checkpoint(
     notes = (
         f"weights stored in {precision}; test Dice fp32 {full.dice:.4f}, as stored {half.dice:.4f}"
     )
+    if "slimmed" in state:
+        notes = f"checkpoint {state['slimmed']}; {notes}"
     shown = half
     if calibrate:
         from training.calibrate import decide
@@ -208,16 +248,37 @@ def export_checkpoint(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--name", required=True, help="the model's name in models/")
+    parser.add_argument("--name", help="the model's name in models/")
+    parser.add_argument(
+        "--slim", type=Path, metavar="OUT.pt", help="only write the slim checkpoint (see above)"
+    )
+    parser.add_argument(
+        "--data-root", type=Path, help="score on the datasets of the same names under this folder"
+    )
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--status", default="interim", choices=["interim", "production"])
     parser.add_argument(
         "--calibrate", action="store_true", help="choose the frame-level decision first"
     )
     args = parser.parse_args(argv)
+    if not args.checkpoint.is_file():
+        parser.error(f"no checkpoint at {args.checkpoint}")
+    if args.slim:
+        print(f"wrote {slim_checkpoint(args.checkpoint, args.slim)}")
+        return
+    if not args.name:
+        parser.error("--name is needed to export (or --slim OUT.pt)")
+    if args.data_root and not args.data_root.is_dir():
+        parser.error(f"--data-root {args.data_root} is not a folder")
     command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
     card = export_checkpoint(
-        args.checkpoint, args.name, args.models_dir, args.status, command, args.calibrate
+        args.checkpoint,
+        args.name,
+        args.models_dir,
+        args.status,
+        command,
+        args.calibrate,
+        args.data_root,
     )
     print(f"wrote {card.weights_path} and {card.card_path}")
     print(f"{card.name}: {card.metrics}; {card.notes}")
