@@ -18,7 +18,13 @@ from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
 from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
-from training.export import export_checkpoint, metric_data, moved_data, slim_checkpoint
+from training.export import (
+    export_checkpoint,
+    logged_run,
+    metric_data,
+    moved_data,
+    slim_checkpoint,
+)
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
 from training.schedule import epoch_size, epochs_that_fit
@@ -151,6 +157,13 @@ def test_a_run_on_travelling_copies_is_scored_on_the_originals() -> None:
     assert moved["data"] == str(Path("../shared/data/kvasir-seg"))
     assert moved["extra"] == [f"{Path('../shared/data/polypgen')}:train:val"]
     assert config["data"] == "/tmp/run/gpu-data/kvasir-seg"  # the checkpoint's own is untouched
+
+
+def test_the_card_counts_the_whole_run_not_the_best_epoch(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"epoch": e, "seconds": 30.0}) + "\n" for e in range(4)))
+    assert logged_run(log) == {"epochs_run": 4, "minutes_run": 2.0}
+    assert logged_run(tmp_path / "missing.jsonl") == {}
 
 
 def test_export_without_a_name_or_checkpoint_says_so(tmp_path: Path, capsys) -> None:

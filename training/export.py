@@ -99,8 +99,9 @@ def describe_run(state: dict) -> tuple[str, str]:
         f"to {config['min_lr']}; batch {config['batch_size']} x {config['world_size']} "
         f"process(es); gradient clip {config['clip_grad']}; {config['precision']}, "
         f"channels_last; kornia augmentation, {config.get('augment', 'strong')} preset "
-        f"(training.transforms); {state['minutes']:.0f} min on {state['device']}; "
-        f"{exported_epoch(state)} of {state['epoch']} run, planned {config['epochs']} (best by "
+        f"(training.transforms); {state.get('minutes_run', state['minutes']):.0f} min on "
+        f"{state['device']}; {exported_epoch(state)} of {state.get('epochs_run', state['epoch'])} "
+        f"run, planned {config['epochs']} (best by "
         f"the selection rule: epoch {state['best_epoch']}, patience {config['patience']})"
     )
     return data, recipe
@@ -108,6 +109,20 @@ def describe_run(state: dict) -> tuple[str, str]:
 
 def rounded(result: EvaluationResult) -> dict:
     return {key: round(value, 4) for key, value in asdict(result).items()}
+
+
+def logged_run(log: Path) -> dict:
+    """How long the whole run went, from its log (the best epoch's checkpoint was written
+    before the run ended): ``epochs_run`` and ``minutes_run``, or nothing without a log."""
+    if not log.is_file():
+        return {}
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not records:
+        return {}
+    return {
+        "epochs_run": records[-1]["epoch"] + 1,
+        "minutes_run": sum(record.get("seconds", 0) for record in records) / 60,
+    }
 
 
 def logged_validation(log: Path, state: dict) -> dict:
@@ -188,6 +203,7 @@ def export_checkpoint(
     training dataset with a ``test`` split is scored too. ``data_root``: see the module's doc."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
+    state.update(logged_run(checkpoint.parent / "log.jsonl"))
     if data_root is not None:
         state["config"] = moved_data(state["config"], data_root)
     config = state["config"]
