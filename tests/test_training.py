@@ -23,6 +23,7 @@ from training.export import (
     logged_run,
     metric_data,
     moved_data,
+    read_log,
     slim_checkpoint,
 )
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
@@ -162,11 +163,11 @@ def test_a_run_on_travelling_copies_is_scored_on_the_originals() -> None:
 def test_the_card_counts_the_whole_run_not_the_best_epoch(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps({"epoch": e, "seconds": 30.0}) + "\n" for e in range(4)))
-    assert logged_run(log) == {"epochs_run": 4, "minutes_run": 2.0}
-    assert logged_run(tmp_path / "missing.jsonl") == {}
+    assert logged_run(read_log(log)) == {"epochs_run": 4, "minutes_run": 2.0}
+    assert logged_run(read_log(tmp_path / "missing.jsonl")) == {}
 
 
-def test_export_without_a_name_or_checkpoint_says_so(tmp_path: Path, capsys) -> None:
+def test_a_missing_or_foreign_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
     from training.export import main as export_main
 
     with pytest.raises(SystemExit):
@@ -176,6 +177,11 @@ def test_export_without_a_name_or_checkpoint_says_so(tmp_path: Path, capsys) -> 
     with pytest.raises(SystemExit):
         export_main([str(tmp_path / "run.pt")])
     assert "--name is needed" in capsys.readouterr().err
+    for junk in (b"", b"not a checkpoint"):  # an empty or foreign file: one line, no traceback
+        (tmp_path / "run.pt").write_bytes(junk)
+        with pytest.raises(SystemExit, match="is not a training checkpoint"):
+            export_main([str(tmp_path / "run.pt"), "--slim", str(tmp_path / "slim.pt")])
+    assert not (tmp_path / "slim.pt").exists()
 
 
 def test_training_imports_without_pyav_qt_or_openvino() -> None:

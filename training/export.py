@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import shlex
 import sys
 import tempfile
@@ -111,12 +112,16 @@ def rounded(result: EvaluationResult) -> dict:
     return {key: round(value, 4) for key, value in asdict(result).items()}
 
 
-def logged_run(log: Path) -> dict:
+def read_log(log: Path) -> list[dict]:
+    """The run's per-epoch records (``log.jsonl`` beside its checkpoints); none without one."""
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def logged_run(records: list[dict]) -> dict:
     """How long the whole run went, from its log (the best epoch's checkpoint was written
     before the run ended): ``epochs_run`` and ``minutes_run``, or nothing without a log."""
-    if not log.is_file():
-        return {}
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     if not records:
         return {}
     return {
@@ -125,13 +130,10 @@ def logged_run(log: Path) -> dict:
     }
 
 
-def logged_validation(log: Path, state: dict) -> dict:
+def logged_validation(records: list[dict], state: dict) -> dict:
     """The checkpoint's epoch figures from the run's log, for checkpoints that do not hold them
     (written before they did)."""
-    if not log.is_file():
-        return {}
-    for line in log.read_text().splitlines():
-        record = json.loads(line)
+    for record in records:
         if record.get("epoch") == state["epoch"] - 1:
             names = {
                 "val_dice": "dice",
@@ -157,9 +159,20 @@ def exported_epoch(state: dict) -> str:
     return f"epoch {state['epoch'] - 1}" + (f" ({shown})" if shown else "")
 
 
+def load_checkpoint(checkpoint: Path) -> dict:
+    """A training run's checkpoint; ValueError, in one line, for any file that is not one."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{checkpoint} is not a training checkpoint ({error!r})") from None
+    if not isinstance(state, dict) or not {"network", "config"} <= state.keys():
+        raise ValueError(f"{checkpoint} is not a training checkpoint (no network and config)")
+    return state
+
+
 def slim_checkpoint(checkpoint: Path, out: Path) -> Path:
     """``checkpoint`` without optimiser, scheduler and scaler state, its network in fp16."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_checkpoint(checkpoint)
     for key in ("optimizer", "scheduler", "scaler"):
         state.pop(key, None)
     state["network"] = {
@@ -175,14 +188,14 @@ def slim_checkpoint(checkpoint: Path, out: Path) -> Path:
 def moved_data(config: dict, data_root: Path) -> dict:
     """``config`` with its datasets (main and extra) read from ``data_root``, by folder name."""
 
-    def moved(path: str) -> str:
-        return str(data_root / Path(path).name)
+    def moved(path: Path | str) -> Path:
+        return data_root / Path(path).name
 
     extra = [DatasetSpec.parse(text) for text in config.get("extra", [])]
     return {
         **config,
-        "data": moved(config["data"]),
-        "extra": [replace(spec, root=Path(moved(str(spec.root)))).text() for spec in extra],
+        "data": str(moved(config["data"])),
+        "extra": [replace(spec, root=moved(spec.root)).text() for spec in extra],
     }
 
 
@@ -201,9 +214,10 @@ def export_checkpoint(
     (``training.calibrate``; its curves go to ``NAME-decision.png`` beside the checkpoint) before
     the test splits are scored, so the card's figures are what the app shows. Every extra
     training dataset with a ``test`` split is scored too. ``data_root``: see the module's doc."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state.setdefault("validation", logged_validation(checkpoint.parent / "log.jsonl", state))
-    state.update(logged_run(checkpoint.parent / "log.jsonl"))
+    state = load_checkpoint(checkpoint)
+    records = read_log(checkpoint.parent / "log.jsonl")
+    state.setdefault("validation", logged_validation(records, state))
+    state.update(logged_run(records))
     if data_root is not None:
         state["config"] = moved_data(state["config"], data_root)
     config = state["config"]
@@ -279,23 +293,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
         parser.error(f"no checkpoint at {args.checkpoint}")
-    if args.slim:
-        print(f"wrote {slim_checkpoint(args.checkpoint, args.slim)}")
-        return
-    if not args.name:
+    if not args.slim and not args.name:
         parser.error("--name is needed to export (or --slim OUT.pt)")
     if args.data_root and not args.data_root.is_dir():
         parser.error(f"--data-root {args.data_root} is not a folder")
-    command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
-    card = export_checkpoint(
-        args.checkpoint,
-        args.name,
-        args.models_dir,
-        args.status,
-        command,
-        args.calibrate,
-        args.data_root,
-    )
+    try:
+        if args.slim:
+            print(f"wrote {slim_checkpoint(args.checkpoint, args.slim)}")
+            return
+        command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
+        card = export_checkpoint(
+            args.checkpoint,
+            args.name,
+            args.models_dir,
+            args.status,
+            command,
+            args.calibrate,
+            args.data_root,
+        )
+    except ValueError as error:
+        sys.exit(f"training.export: {error}")
     print(f"wrote {card.weights_path} and {card.card_path}")
     print(f"{card.name}: {card.metrics}; {card.notes}")
 
