@@ -11,7 +11,8 @@ python=${PYTHON:-.venv/bin/python}
 shared=../shared/data
 # The training data at the training size, JPEG quality 80: Kvasir-SEG (test120 too, for the
 # benchmarks' mask agreement), PolypGen without its test split (scored here, on the originals),
-# the polyp-free frames.
+# the polyp-free frames. Built afresh: files left from an earlier copy would travel too.
+rm -rf .cache/gpu-data .cache/gpu-data.tar.gz .cache/gpu-init
 "$python" -m training.data --root "$shared/kvasir-seg" --size 256 --quality 80 --keep-original '' \
     --out .cache/gpu-data/kvasir-seg
 "$python" -m training.data --root "$shared/polypgen" --size 256 --quality 80 --keep-original '' \
