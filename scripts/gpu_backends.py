@@ -141,7 +141,9 @@ def main() -> None:
         record["parity"].append(parity(card, images, device))
         write()
     usable = [name for name in GPU_BACKENDS if status(name).available]
-    bench = bench_inference(args.models[:1], usable, runs=args.runs, warmup=max(3, args.runs // 5))
+    # The card that travelled, by its file: the tree's models/ may hold cards without weights.
+    timed = [str(args.models_dir / f"{cards[0].name}.json")] if cards else args.models[:1]
+    bench = bench_inference(timed, usable, runs=args.runs, warmup=max(3, args.runs // 5))
     record["frames"] = asdict(bench)
     for row in bench.frames:
         print(f"1920x1080 frame: {json.dumps(asdict(row))}", flush=True)

@@ -2,12 +2,13 @@
 # The GPU runbook (../shared/GPU.md) in one command, on a machine with an NVIDIA GPU:
 #   scripts/gpu_run.sh OUTDIR [--smoke]
 # Prepared here by scripts/prepare_gpu_run.sh (the travelling data, wheels and starting weights).
-# 1. trains the design card's networks at once, side by side on the one GPU, with the production
-#    recipe and data (Kvasir-SEG train880 + PolypGen train, polyp-free frames and background crops,
-#    the false-alarm term; validation as on the CPU): ResUNet++ and UNet continue from the
-#    installed weights (a warm restart), ResUNet starts afresh. Each run's best epoch comes home
-#    as a slim checkpoint (fp16 network, no optimiser) to be exported and calibrated here, on
-#    the original data (`training.export CKPT --name M --calibrate --data-root ../shared/data`);
+# 1. trains several runs at once, side by side on the one GPU, with the production recipe and
+#    data (Kvasir-SEG train880 + PolypGen train, polyp-free frames and background crops, the
+#    false-alarm term; validation as on the CPU): by default a learning-rate sweep of the design
+#    card's networks, afresh or from the installed weights (a warm restart); RUNS replaces it.
+#    Each run's best epoch comes home as a slim checkpoint (fp16 network, no optimiser, NAME.pt)
+#    to be exported and calibrated here, on the original data (`training.export CKPT --name M
+#    --calibrate --data-root ../shared/data`); at most six runs, so that everything comes back;
 # 2. checks the GPU backends against the torch fp32 reference and times a 1080p frame through
 #    each, stage by stage (scripts/gpu_backends.py), on the installed weights that travelled;
 # 3. measures batch-1 inference on the GPU per execution variant (scripts/gpu_bench.py);
@@ -56,7 +57,7 @@ if [ "$mode" = --smoke ]; then
     budgets=(2 1 1 1) bench_options=(--runs 5 --warmup 2 --images 2)
     backend_options=(--images 2 --runs 2) pipeline_options=(synthetic:320x180@30 3)
 else
-    train_options=(--size 256 --epochs 300 --batch-size 16 --patience 40 --background-crops 400)
+    train_options=(--size 256 --epochs 300 --batch-size 32 --patience 60 --background-crops 400)
     budgets=("${BUDGET_TRAIN:-7.25}" "${BUDGET_BACKENDS:-0.5}" "${BUDGET_BENCH:-0.75}"
         "${BUDGET_PIPELINE:-0.5}")
     bench_options=(--runs 200 --warmup 30 --images 30)
@@ -64,36 +65,44 @@ else
 fi
 
 # The production recipe of the CPU runs (docs/training.md), with the strong augmentation that
-# many epochs can afford, and each network's own start and learning rate.
+# many epochs can afford. Each run: NAME MODEL OPTIONS... (its start and learning rate); RUNS, one
+# run per line, replaces the list. The default is the learning-rate sweep the first GPU run asked
+# for: ResUNet++ afresh at two rates and from the installed weights at the lower one, UNet's warm
+# restart at a low rate, ResUNet afresh at a low rate.
 recipe=(--data "$data/kvasir-seg" --extra "$data/polypgen:train:val"
     --extra "$data/polypgen-negative:train:val" --false-alarm-weight 1 --augment strong
     "${train_options[@]}")
-declare -A starts_of=(
-    [resunetpp]="--init $starts/resunetpp.safetensors --lr 1e-3 --warmup-epochs 2"
-    [unet]="--init $starts/unet.safetensors --lr 5e-4 --warmup-epochs 1"
-    [resunet]="--lr 1e-3 --warmup-epochs 2"
-)
-train() {  # train MODEL: one network's run; its loop stops itself before the step's budget
-    local model=$1
-    # shellcheck disable=SC2086  # the start options are words
-    OMP_NUM_THREADS=4 exec "$python" -m training.train --model "$model" "${recipe[@]}" \
-        ${starts_of[$model]} --time-budget "$(awk "BEGIN{print ${budgets[0]} - 0.5}")" \
-        --out "$work/runs/$model" --cache-dir "$work/cache/$model" > "$work/runs/$model.log" 2>&1
+default_runs="resunetpp-fresh-1e-4 resunetpp --lr 1e-4 --warmup-epochs 1
+resunetpp-fresh-3e-4 resunetpp --lr 3e-4 --warmup-epochs 1
+resunetpp-init-1e-4 resunetpp --init $starts/resunetpp.safetensors --lr 1e-4 --warmup-epochs 1
+unet-init-1e-4 unet --init $starts/unet.safetensors --lr 1e-4 --warmup-epochs 1
+resunet-fresh-2e-4 resunet --lr 2e-4 --warmup-epochs 1"
+mapfile -t run_lines <<< "${RUNS:-$default_runs}"
+threads=$(( $(nproc) / ${#run_lines[@]} ))
+train() {  # train NAME MODEL OPTIONS...: one run; its loop stops itself before the step's budget
+    local name=$1 model=$2
+    shift 2
+    OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 )) exec "$python" -m training.train \
+        --model "$model" "${recipe[@]}" "$@" \
+        --time-budget "$(awk "BEGIN{print ${budgets[0]} - 0.5}")" \
+        --out "$work/runs/$name" --cache-dir "$work/cache/$name" > "$work/runs/$name.log" 2>&1
 }
 mkdir -p "$work/runs"
-say "== train resunetpp, unet and resunet side by side (budget ${budgets[0]} min)"
-runs=()
-for model in resunetpp unet resunet; do
+say "== train ${#run_lines[@]} runs side by side (budget ${budgets[0]} min)"
+pids=()
+for line in "${run_lines[@]}"; do
+    # shellcheck disable=SC2086  # a run line is words
     timeout --signal=INT --kill-after=20 "$(awk "BEGIN{print int(${budgets[0]}*60)}")" \
-        bash -c "$(declare -p python recipe starts_of budgets work); $(declare -f train); train $model" &
-    runs+=($!)
+        bash -c "$(declare -p python recipe budgets work threads); $(declare -f train); train $line" &
+    pids+=($!)
 done
-wait "${runs[@]}"  # a bare wait would also wait for the log's tee
-for model in resunetpp unet resunet; do
-    say "-- $model: $(grep -c '^epoch ' "$work/runs/$model.log") epochs"
-    grep -E '^(time budget|\{)|Error|error' "$work/runs/$model.log" | tail -n 4
-    [ -f "$work/runs/$model/best.pt" ] && "$python" -m training.export "$work/runs/$model/best.pt" \
-        --slim "$out/$model-best.pt"
+wait "${pids[@]}"  # a bare wait would also wait for the log's tee
+for line in "${run_lines[@]}"; do
+    name=${line%% *}
+    say "-- $name ($line): $(grep -c '^epoch ' "$work/runs/$name.log") epochs"
+    grep -E '^(time budget|\{)|Error|error' "$work/runs/$name.log" | tail -n 4
+    [ -f "$work/runs/$name/best.pt" ] && "$python" -m training.export "$work/runs/$name/best.pt" \
+        --slim "$out/$name.pt"
 done
 
 # The app's GPU backends: parity of each model on test120, the default's 1080p frame figures.
