@@ -96,6 +96,22 @@ def test_channels_are_honoured(name: str) -> None:
         assert model(torch.randn(1, 1, 64, 64)).shape == (1, 3, 64, 64)
 
 
+def test_resunetpp_sigmoid_gate_keeps_the_parameters_and_bounds_the_gated_features() -> None:
+    torch.manual_seed(0)
+    reference = create_model("resunetpp").eval()
+    sigmoid = create_model("resunetpp", attention_gate="sigmoid").eval()
+    sigmoid.load_state_dict(reference.state_dict())  # same parameters, names and shapes
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(reference(image), sigmoid(image))
+        attention = sigmoid.attentions[0]
+        skip, feature = torch.randn(1, 64, 16, 16), torch.randn(1, 256, 8, 8) * 100
+        gated = attention(skip, feature)
+    assert (gated.abs() <= feature.abs()).all()  # a sigmoid only ever scales down
+    with pytest.raises(ModelError, match="attention_gate is one of reference, sigmoid"):
+        create_model("resunetpp", attention_gate="tanh")
+
+
 def test_lite_unet_decoder_widths_are_a_constructor_option() -> None:
     slim = create_model("lite-unet", decoder_channels=(128, 64, 32, 16)).eval()
     assert parameter_count(slim) == 3_782_353

@@ -196,6 +196,19 @@ def test_training_imports_without_pyav_qt_or_openvino() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_architecture_options_belong_to_their_network(dataset: Path, tmp_path: Path) -> None:
+    resunetpp = ("--model", "resunetpp", "--attention-gate")
+    args = parse_args(train_args(dataset, tmp_path, *resunetpp, "sigmoid"))
+    assert args.architecture_options == {"attention_gate": "sigmoid"}
+    # the default gate leaves the options, and so the installed cards, as they were
+    assert parse_args(train_args(dataset, tmp_path, *resunetpp, "reference")) \
+        .architecture_options == {}  # fmt: skip
+    with pytest.raises(SystemExit):  # train_args' network is a UNet
+        parse_args(train_args(dataset, tmp_path, "--attention-gate", "sigmoid"))
+    with pytest.raises(SystemExit):
+        parse_args(train_args(dataset, tmp_path, "--decoder-channels", "8", "8", "8", "8"))
+
+
 def test_a_slimmer_decoder_travels_from_training_to_the_card(dataset: Path, tmp_path: Path) -> None:
     slim = ["--model", "lite-unet", "--decoder-channels", "16", "8", "8", "4"]
     main(train_args(dataset, tmp_path / "slim", "--epochs", "1", *slim))

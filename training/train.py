@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="lite-unet's decoder widths, stride 16 to 2 (default 256 128 64 32); fewer is faster",
     )
     parser.add_argument(
+        "--attention-gate",
+        choices=["reference", "sigmoid"],
+        help="ResUNet++'s attention gate: the authors' code (unsquashed, the default) or the "
+        "paper's sigmoid",
+    )
+    parser.add_argument(
         "--pretrained",
         action="store_true",
         help="start lite-unet's encoder from ImageNet (training.pretrained)",
@@ -188,9 +194,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.start_size is not None and not STRIDE <= args.start_size <= args.size:
         parser.error(f"--start-size must be between {STRIDE} and --size ({args.size})")
     args.out = args.out or Path("runs") / args.model
-    args.architecture_options = (
-        {"decoder_channels": args.decoder_channels} if args.decoder_channels else {}
-    )
+    if args.decoder_channels and args.model != "lite-unet":
+        parser.error("--decoder-channels is lite-unet's option")
+    if args.attention_gate and args.model != "resunetpp":
+        parser.error("--attention-gate is resunetpp's option")
+    args.architecture_options = {}
+    if args.decoder_channels:
+        args.architecture_options["decoder_channels"] = args.decoder_channels
+    if args.attention_gate not in (None, "reference"):  # the default leaves cards as they were
+        args.architecture_options["attention_gate"] = args.attention_gate
     return args
 
 

@@ -107,15 +107,19 @@ class ASPP(nn.Module):
 class Attention(nn.Module):
     """ResUNet++ attention: the encoder skip gates the decoder feature at half the skip's size.
 
-    The gate is not squashed by a sigmoid; it multiplies the decoder feature directly, as in the
-    reference code.
+    By default the gate is not squashed; it multiplies the decoder feature directly, as in the
+    reference code, so gated features can grow to thousands. ``squash=True`` passes it through a
+    sigmoid first, as in the attention of Oktay et al. that the paper describes: the same
+    parameters, the feature only ever scaled down.
     """
 
-    def __init__(self, skip_channels: int, channels: int) -> None:
+    def __init__(self, skip_channels: int, channels: int, *, squash: bool = False) -> None:
         super().__init__()
         self.skip_path = nn.Sequential(BNReLUConv(skip_channels, channels), nn.MaxPool2d(2))
         self.feature_path = BNReLUConv(channels, channels)
         self.gate = BNReLUConv(channels, channels)
+        self.squash = squash
 
     def forward(self, skip: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.skip_path(skip) + self.feature_path(feature)) * feature
+        gate = self.gate(self.skip_path(skip) + self.feature_path(feature))
+        return (torch.sigmoid(gate) if self.squash else gate) * feature

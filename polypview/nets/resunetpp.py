@@ -15,6 +15,7 @@ from torch import nn
 from polypview.nets.blocks import ASPP, Attention, ResidualUnit, SqueezeExcite
 
 WIDTHS = (16, 32, 64, 128, 256)
+ATTENTION_GATES = ("reference", "sigmoid")
 
 
 def residual_se_unit(
@@ -31,10 +32,18 @@ class ResUNetPlusPlus(nn.Module):
     """ResUNet++; returns logits. Height and width must be multiples of 8.
 
     Parameter count: 4,062,993 for 3 input channels and 1 class, as published.
+    ``attention_gate`` is "reference" (the authors' code: an unsquashed gate) or "sigmoid" (the
+    paper's description; same parameters).
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 1) -> None:
+    def __init__(
+        self, in_channels: int = 3, classes: int = 1, attention_gate: str = "reference"
+    ) -> None:
         super().__init__()
+        if attention_gate not in ATTENTION_GATES:
+            raise ValueError(
+                f"attention_gate is one of {', '.join(ATTENTION_GATES)}, not {attention_gate!r}"
+            )
         self.encoder = nn.ModuleList(
             [
                 residual_se_unit(in_channels, WIDTHS[0], preactivate=False),
@@ -48,7 +57,8 @@ class ResUNetPlusPlus(nn.Module):
         # up-samples it and concatenates that skip, as the reference does.
         levels = (2, 1, 0)
         self.attentions = nn.ModuleList(
-            Attention(WIDTHS[level], WIDTHS[level + 2]) for level in levels
+            Attention(WIDTHS[level], WIDTHS[level + 2], squash=attention_gate == "sigmoid")
+            for level in levels
         )
         self.decoder = nn.ModuleList(
             residual_se_unit(WIDTHS[level + 2] + WIDTHS[level], WIDTHS[level + 1])
