@@ -66,17 +66,16 @@ fi
 
 # The production recipe of the CPU runs (docs/training.md), with the strong augmentation that
 # many epochs can afford. Each run: NAME MODEL OPTIONS... (its start and learning rate); RUNS, one
-# run per line, replaces the list. The default is the learning-rate sweep the first GPU run asked
-# for: ResUNet++ afresh at two rates and from the installed weights at the lower one, UNet's warm
-# restart at a low rate, ResUNet afresh at a low rate.
+# run per line, replaces the list. The default is what the second GPU run asked for
+# (docs/gpu.md): ResUNet++ afresh with the paper's sigmoid attention gate at two rates, beside
+# the reference gate at the same rate, and ResUNet continuing from its installed weights.
 recipe=(--data "$data/kvasir-seg" --extra "$data/polypgen:train:val"
     --extra "$data/polypgen-negative:train:val" --false-alarm-weight 1 --augment strong
     "${train_options[@]}")
-default_runs="resunetpp-fresh-1e-4 resunetpp --lr 1e-4 --warmup-epochs 1
-resunetpp-fresh-3e-4 resunetpp --lr 3e-4 --warmup-epochs 1
-resunetpp-init-1e-4 resunetpp --init $starts/resunetpp.safetensors --lr 1e-4 --warmup-epochs 1
-unet-init-1e-4 unet --init $starts/unet.safetensors --lr 1e-4 --warmup-epochs 1
-resunet-fresh-2e-4 resunet --lr 2e-4 --warmup-epochs 1"
+default_runs="resunetpp-sigmoid-3e-4 resunetpp --attention-gate sigmoid --lr 3e-4 --warmup-epochs 1
+resunetpp-sigmoid-1e-3 resunetpp --attention-gate sigmoid --lr 1e-3 --warmup-epochs 1
+resunetpp-reference-3e-4 resunetpp --lr 3e-4 --warmup-epochs 1
+resunet-init-3e-4 resunet --init $starts/resunet.safetensors --lr 3e-4 --warmup-epochs 0.5"
 mapfile -t run_lines <<< "${RUNS:-$default_runs}"
 threads=$(( $(nproc) / ${#run_lines[@]} ))
 train() {  # train NAME MODEL OPTIONS...: one run; its loop stops itself before the step's budget
@@ -108,11 +107,11 @@ done
 # The app's GPU backends: parity of each model on test120, the default's 1080p frame figures.
 # On the installed weights that travelled: the new ones are exported on the CPU machine.
 step "GPU backends: parity on test120, 1080p frame" "${budgets[1]}" "$python" scripts/gpu_backends.py \
-    --models-dir "$starts" --models resunetpp unet --data "$data/kvasir-seg" \
+    --models-dir "$starts" --models resunetpp resunet --data "$data/kvasir-seg" \
     --json "$work/gpu_backends.json" "${backend_options[@]}"
 
 step "inference benchmark" "${budgets[2]}" "$python" scripts/gpu_bench.py --models-dir "$starts" \
-    --models resunetpp unet --data "$data/kvasir-seg" --json "$work/inference.json" \
+    --models resunetpp resunet --data "$data/kvasir-seg" --json "$work/inference.json" \
     "${bench_options[@]}"
 
 # The live pipeline as the app runs it (no PyAV here, so no recording): 1080p60 synthetic input,
