@@ -69,9 +69,10 @@ fi
 # run per line, replaces the list. The default is what the second GPU run asked for
 # (docs/gpu.md): ResUNet++ afresh with the paper's sigmoid attention gate at two rates, beside
 # the reference gate at the same rate, and ResUNet continuing from its installed weights.
+# Every run also gets synthetic on-screen text on 30% of its frames (training.overlays).
 recipe=(--data "$data/kvasir-seg" --extra "$data/polypgen:train:val"
     --extra "$data/polypgen-negative:train:val" --false-alarm-weight 1 --augment strong
-    "${train_options[@]}")
+    --overlays 0.3 "${train_options[@]}")
 default_runs="resunetpp-sigmoid-3e-4 resunetpp --attention-gate sigmoid --lr 3e-4 --warmup-epochs 1
 resunetpp-sigmoid-1e-3 resunetpp --attention-gate sigmoid --lr 1e-3 --warmup-epochs 1
 resunetpp-reference-3e-4 resunetpp --lr 3e-4 --warmup-epochs 1

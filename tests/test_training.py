@@ -209,6 +209,14 @@ def test_architecture_options_belong_to_their_network(dataset: Path, tmp_path: P
         parse_args(train_args(dataset, tmp_path, "--decoder-channels", "8", "8", "8", "8"))
 
 
+def test_on_screen_text_is_a_recipe_option_the_card_names(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(train_args(dataset, tmp_path, "--overlays", "1.5"))
+    main(train_args(dataset, tmp_path / "text", "--epochs", "1", "--overlays", "0.5"))
+    card = export_checkpoint(tmp_path / "text" / "best.pt", "text", tmp_path / "models")
+    assert "synthetic on-screen text on 50% of frames" in card.recipe
+
+
 def test_a_slimmer_decoder_travels_from_training_to_the_card(dataset: Path, tmp_path: Path) -> None:
     slim = ["--model", "lite-unet", "--decoder-channels", "16", "8", "8", "4"]
     main(train_args(dataset, tmp_path / "slim", "--epochs", "1", *slim))

@@ -183,6 +183,31 @@ def test_training_preset_keeps_masks_binary_and_repeats_with_the_seed() -> None:
     assert not torch.equal(first_masks, masks)  # something moved
 
 
+def test_on_screen_text_marks_images_never_masks_and_repeats_with_the_seed() -> None:
+    overlays = pytest.importorskip("training.overlays", reason="training needs its extras")
+    images, masks = blob_batch()
+
+    class Unchanged(torch.nn.Module):
+        def forward(self, images: torch.Tensor, masks: torch.Tensor) -> tuple:
+            return images, masks
+
+    augment = overlays.WithOnScreenText(Unchanged(), overlays.OnScreenText(1.0, sprites=8))
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        outputs.append(augment(images, masks))
+    (first, first_masks), (second, _) = outputs
+    assert torch.equal(first, second)
+    assert torch.equal(first_masks, masks)
+    assert first.shape == images.shape and first.min() >= 0 and first.max() <= 1
+    changed = (first != images).flatten(1).any(1)
+    assert changed.all()  # every frame got its overlay
+    assert ((first != images).flatten(1).float().mean(1) < 0.5).all()  # a banner, not a frame
+    assert torch.equal(overlays.OnScreenText(0.0)(images), images)
+    with pytest.raises(ValueError, match=r"within 0\.\.1"):
+        overlays.OnScreenText(1.5)
+
+
 def test_normalise_uses_per_channel_mean_and_std() -> None:
     transforms = pytest.importorskip("training.transforms", reason="augmentation needs kornia")
     images = torch.full((1, 3, 2, 2), 0.5)

@@ -94,13 +94,16 @@ def describe_run(state: dict) -> tuple[str, str]:
         start += f"; false-alarm term x{config['false_alarm_weight']} on polyp-free frames"
     if config.get("teacher"):
         start += f"; distilled from {config['teacher']} (x{config['distill_weight']})"
+    overlays = ""
+    if config.get("overlays"):
+        overlays = f", synthetic on-screen text on {config['overlays']:.0%} of frames"
     recipe = (
         f"{start}; {loss[config.get('loss', 'dice-bce')]}; AdamW lr {config['lr']}, weight "
         f"decay {config['weight_decay']}; {config['warmup_epochs']} warm-up epochs then cosine "
         f"to {config['min_lr']}; batch {config['batch_size']} x {config['world_size']} "
         f"process(es); gradient clip {config['clip_grad']}; {config['precision']}, "
         f"channels_last; kornia augmentation, {config.get('augment', 'strong')} preset "
-        f"(training.transforms); {state.get('minutes_run', state['minutes']):.0f} min on "
+        f"(training.transforms){overlays}; {state.get('minutes_run', state['minutes']):.0f} min on "
         f"{state['device']}; {exported_epoch(state)} of {state.get('epochs_run', state['epoch'])} "
         f"run, planned {config['epochs']} (best by "
         f"the selection rule: epoch {state['best_epoch']}, patience {config['patience']})"

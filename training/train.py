@@ -60,6 +60,7 @@ from training.data import (
 )
 from training.distributed import Distributed, setup, teardown
 from training.losses import LOSSES, distillation_loss, false_alarm_loss
+from training.overlays import OnScreenText, WithOnScreenText
 from training.schedule import STRIDE, WarmupCosine, epoch_size, epochs_that_fit
 from training.transforms import AUGMENTATIONS, normalise, to_device
 from training.validation import validate, validation_report
@@ -128,6 +129,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the pretrained encoder's learning rate as a share of --lr",
     )
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="strong")
+    parser.add_argument(
+        "--overlays",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of training frames that get synthetic on-screen text (training.overlays)",
+    )
     parser.add_argument("--loss", choices=["dice-bce", "structure"], default="dice-bce")
     parser.add_argument(
         "--false-alarm-weight",
@@ -191,6 +199,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --export: choose the frame-level decision on validation (training.calibrate)",
     )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.overlays <= 1.0:
+        parser.error(f"--overlays is a share of frames, within 0..1, not {args.overlays}")
     if args.start_size is not None and not STRIDE <= args.start_size <= args.size:
         parser.error(f"--start-size must be between {STRIDE} and --size ({args.size})")
     args.out = args.out or Path("runs") / args.model
@@ -602,6 +612,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     elif distributed.is_main:
         log_path.unlink(missing_ok=True)
     augment = AUGMENTATIONS[args.augment]().to(device)
+    if args.overlays:
+        augment = WithOnScreenText(augment, OnScreenText(args.overlays, seed=args.seed))
     teacher = load_teacher(args.teacher, device) if args.teacher else None
 
     def side(epoch: int, planned: int) -> int:
