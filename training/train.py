@@ -49,6 +49,7 @@ from tqdm import tqdm
 from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, input_normalisation, model_names
+from polypview.nets.resunetpp import ATTENTION_GATES
 from training.data import (
     DEFAULT_ROOT,
     CachedSplit,
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--attention-gate",
-        choices=["reference", "sigmoid"],
+        choices=ATTENTION_GATES,
         help="ResUNet++'s attention gate: the authors' code (unsquashed, the default) or the "
         "paper's sigmoid",
     )
