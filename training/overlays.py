@@ -28,8 +28,8 @@ TEXT_COLOURS = ((255, 255, 255), (255, 230, 0), (0, 230, 90), (0, 220, 255))
 PADDING = 4
 
 
-def render_sprite(rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-    """One overlay: (RGB in 0..1, 3 x H x W; coverage alpha in 0..1, 1 x H x W)."""
+def render_sprite(rng: np.random.Generator) -> Tensor:
+    """One overlay, 4 x H x W in 0..1: RGB, then the coverage alpha."""
     font = int(rng.choice(FONTS))
     scale = float(rng.uniform(0.35, 0.8))
     lines = [
@@ -52,12 +52,13 @@ def render_sprite(rng: np.random.Generator) -> tuple[Tensor, Tensor]:
     ink_alpha = ink.astype(np.float32)[..., None] / 255
     rgb = (colour.astype(np.float32) * (1 - ink_alpha) + text * ink_alpha) / 255
     alpha = np.maximum(ink_alpha[..., 0], box_alpha)
-    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), torch.from_numpy(alpha)[None]
+    return torch.from_numpy(np.dstack([rgb, alpha])).permute(2, 0, 1).contiguous()
 
 
 class OnScreenText(nn.Module):
     """``images -> images``: float (B, 3, H, W) in 0..1; each frame gets an overlay with
-    ``probability``, at a random place and scale (its width at most 90% of the frame's)."""
+    ``probability``, at a random place and scale (its width at most 90% of the frame's). The
+    sprites are buffers, so ``.to(device)`` moves them to the batches' device once."""
 
     def __init__(self, probability: float, sprites: int = 64, seed: int = 0) -> None:
         super().__init__()
@@ -65,7 +66,9 @@ class OnScreenText(nn.Module):
             raise ValueError(f"overlay probability must be within 0..1, not {probability}")
         self.probability = probability
         rng = np.random.default_rng(seed)
-        self.sprites = [render_sprite(rng) for _ in range(sprites)]
+        self.sprite_names = [f"sprite_{index}" for index in range(sprites)]
+        for name in self.sprite_names:
+            self.register_buffer(name, render_sprite(rng), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         if not self.probability:
@@ -73,14 +76,16 @@ class OnScreenText(nn.Module):
         images = images.clone()
         height, width = images.shape[-2:]
         for index in torch.nonzero(torch.rand(len(images)) < self.probability).flatten().tolist():
-            rgb, alpha = self.sprites[int(torch.randint(len(self.sprites), ()))]
-            scale = min(float(torch.empty(()).uniform_(0.4, 1.0)), 0.9 * width / rgb.shape[-1])
-            scale = min(scale, 0.5 * height / rgb.shape[-2])
-            size = (max(2, round(rgb.shape[-2] * scale)), max(2, round(rgb.shape[-1] * scale)))
-            sprite = F.interpolate(
-                torch.cat([rgb, alpha])[None].to(images), size=size, mode="bilinear",
-                align_corners=False,
-            )[0]  # fmt: skip
+            sprite = getattr(
+                self, self.sprite_names[int(torch.randint(len(self.sprite_names), ()))]
+            )
+            scale = min(float(torch.empty(()).uniform_(0.4, 1.0)), 0.9 * width / sprite.shape[-1])
+            scale = min(scale, 0.5 * height / sprite.shape[-2])
+            size = (
+                max(2, round(sprite.shape[-2] * scale)),
+                max(2, round(sprite.shape[-1] * scale)),
+            )
+            sprite = F.interpolate(sprite[None], size=size, mode="bilinear", align_corners=False)[0]
             top = int(torch.randint(height - size[0] + 1, ()))
             left = int(torch.randint(width - size[1] + 1, ()))
             region = images[index, :, top : top + size[0], left : left + size[1]]

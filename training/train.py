@@ -614,7 +614,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         log_path.unlink(missing_ok=True)
     augment = AUGMENTATIONS[args.augment]().to(device)
     if args.overlays:
-        augment = WithOnScreenText(augment, OnScreenText(args.overlays, seed=args.seed))
+        overlays = OnScreenText(args.overlays, seed=args.seed).to(device)
+        augment = WithOnScreenText(augment, overlays)
     teacher = load_teacher(args.teacher, device) if args.teacher else None
 
     def side(epoch: int, planned: int) -> int:
