@@ -34,6 +34,7 @@ OPTIONS = {
     "fp32 + channels_last": Option(None, True),
     "bf16 autocast + channels_last + torch.compile": Option(torch.bfloat16, True, compiled=True),
 }
+# Compiling takes minutes per network here and measured slower (docs/training.md): asked for only.
 DEFAULT_OPTIONS = [name for name, option in OPTIONS.items() if not option.compiled]
 
 
