@@ -89,7 +89,7 @@ class OnScreenText(nn.Module):
             top = int(torch.randint(height - size[0] + 1, ()))
             left = int(torch.randint(width - size[1] + 1, ()))
             region = images[index, :, top : top + size[0], left : left + size[1]]
-            cover = sprite[3:].clamp(0, 1)
+            cover = sprite[3:]  # bilinear weights are convex: still within 0..1
             region.mul_(1 - cover).add_(sprite[:3] * cover)
         return images
 
