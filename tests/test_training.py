@@ -17,6 +17,7 @@ import torch
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import find_model, load_network
 from polypview.nets import create_model
+from training.checkpoint import slim
 from training.data import DEFAULT_ROOT, load_cached, resolve_dataset
 from training.export import (
     export_checkpoint,
@@ -24,7 +25,6 @@ from training.export import (
     metric_data,
     moved_data,
     read_log,
-    slim_checkpoint,
 )
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
@@ -140,16 +140,20 @@ def test_export_then_load_gives_identical_outputs(dataset: Path, tmp_path: Path)
 def test_a_slim_checkpoint_exports_like_the_full_one(dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     main(train_args(dataset, run, "--epochs", "1"))
-    slim = slim_checkpoint(run / "best.pt", tmp_path / "home" / "slim.pt")
-    state = torch.load(slim, weights_only=True)
+    slim_path = slim(run / "best.pt", tmp_path / "home" / "slim.pt")
+    state = torch.load(slim_path, weights_only=True)
     assert not {"optimizer", "scheduler", "scaler"} & state.keys()
     assert {tensor.dtype for tensor in state["network"].values()} <= {torch.float16, torch.int64}
-    assert slim.stat().st_size < (run / "best.pt").stat().st_size / 2
+    assert slim_path.stat().st_size < (run / "best.pt").stat().st_size / 2
 
-    card = export_checkpoint(slim, "slim", tmp_path / "models")
+    card = export_checkpoint(slim_path, "slim", tmp_path / "models")
     full = export_checkpoint(run / "best.pt", "full", tmp_path / "models")
     assert card.metrics == full.metrics  # fp16 on the way home changes nothing measurable here
     assert "carried in fp16" in card.notes
+
+    shutil.copy(slim_path, run / "last.pt")  # nothing to go on with: one line, not a KeyError
+    with pytest.raises(SystemExit, match="not a full checkpoint of a unet run"):
+        main(train_args(dataset, run, "--epochs", "2", "--resume"))
 
 
 def test_a_run_on_travelling_copies_is_scored_on_the_originals() -> None:

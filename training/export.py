@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shlex
 import sys
 import tempfile
@@ -25,12 +24,11 @@ from dataclasses import asdict, replace
 from datetime import date
 from pathlib import Path
 
-import torch
-
 from polypview.backends import create_backend
 from polypview.modelfile import MODELS_DIR, ModelCard, load_network, save_model
 from polypview.nets import create_model, input_normalisation
 from polypview.segmenter import Segmenter
+from training import checkpoint as checkpoints
 from training.data import DEFAULT_ROOT, DatasetSpec
 from training.evaluate import EvaluationResult, evaluate, split_pairs
 
@@ -162,32 +160,6 @@ def exported_epoch(state: dict) -> str:
     return f"epoch {state['epoch'] - 1}" + (f" ({shown})" if shown else "")
 
 
-def load_checkpoint(checkpoint: Path) -> dict:
-    """A training run's checkpoint; ValueError, in one line, for any file that is not one."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{checkpoint} is not a training checkpoint ({error!r})") from None
-    if not isinstance(state, dict) or not {"network", "config"} <= state.keys():
-        raise ValueError(f"{checkpoint} is not a training checkpoint (no network and config)")
-    return state
-
-
-def slim_checkpoint(checkpoint: Path, out: Path) -> Path:
-    """``checkpoint`` without optimiser, scheduler and scaler state, its network in fp16."""
-    state = load_checkpoint(checkpoint)
-    for key in ("optimizer", "scheduler", "scaler"):
-        state.pop(key, None)
-    state["network"] = {
-        name: tensor.half() if tensor.is_floating_point() else tensor
-        for name, tensor in state["network"].items()
-    }
-    state["slimmed"] = "network carried in fp16 without optimiser state"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out)
-    return out
-
-
 def moved_data(config: dict, data_root: Path) -> dict:
     """``config`` with its datasets (main and extra) read from ``data_root``, by folder name."""
 
@@ -217,7 +189,7 @@ def export_checkpoint(
     (``training.calibrate``; its curves go to ``NAME-decision.png`` beside the checkpoint) before
     the test splits are scored, so the card's figures are what the app shows. Every extra
     training dataset with a ``test`` split is scored too. ``data_root``: see the module's doc."""
-    state = load_checkpoint(checkpoint)
+    state = checkpoints.read(checkpoint)
     records = read_log(checkpoint.parent / "log.jsonl")
     state.setdefault("validation", logged_validation(records, state))
     state.update(logged_run(records))
@@ -302,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--data-root {args.data_root} is not a folder")
     try:
         if args.slim:
-            print(f"wrote {slim_checkpoint(args.checkpoint, args.slim)}")
+            print(f"wrote {checkpoints.slim(args.checkpoint, args.slim)}")
             return
         command = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
         card = export_checkpoint(

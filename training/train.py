@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +49,8 @@ from polypview.hardware import cpu_flags, cpu_name
 from polypview.modelfile import MODELS_DIR
 from polypview.nets import create_model, input_normalisation, model_names
 from polypview.nets.resunetpp import ATTENTION_GATES
+from training import checkpoint
+from training.checkpoint import Run
 from training.data import (
     DEFAULT_ROOT,
     CachedSplit,
@@ -65,8 +66,6 @@ from training.overlays import OnScreenText, WithOnScreenText
 from training.schedule import STRIDE, WarmupCosine, epoch_size, epochs_that_fit
 from training.transforms import AUGMENTATIONS, normalise, to_device
 from training.validation import validate, validation_report
-
-CHECKPOINT_VERSION = 2
 
 
 def dataset_spec(text: str) -> DatasetSpec:
@@ -383,23 +382,6 @@ def optimiser_groups(network: nn.Module, args: argparse.Namespace) -> list[dict]
 # --- one epoch ------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """Everything the loop changes, so that a checkpoint holds it all."""
-
-    network: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    epoch: int = 0
-    step: int = 0
-    best_score: float = -math.inf
-    best_dice: float = -1.0
-    best_epoch: int = -1
-    minutes: float = 0.0  # training time so far, over resumptions
-    validation: dict = field(default_factory=dict)  # the latest epoch's figures
-
-
 def shrink(
     pixels: torch.Tensor, masks: torch.Tensor, side: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -461,66 +443,6 @@ def train_one_epoch(
     total = torch.stack(losses).float().sum() if losses else torch.zeros((), device=device)
     mean = distributed.sum(torch.stack([total, torch.tensor(float(len(losses)), device=device)]))
     return (mean[0] / mean[1].clamp(min=1)).item()
-
-
-# --- checkpoints ------------------------------------------------------------------------------
-
-
-def unwrap(network: nn.Module) -> nn.Module:
-    return network.module if isinstance(network, DistributedDataParallel) else network
-
-
-def save_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
-    """Everything that rebuilds the run, written atomically (a kill never leaves half a file)."""
-    state = {
-        "version": CHECKPOINT_VERSION,
-        "model": args.model,
-        "network": unwrap(run.network).state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict(),
-        "epoch": run.epoch,
-        "step": run.step,
-        "best_score": run.best_score,
-        "best_dice": run.best_dice,
-        "best_epoch": run.best_epoch,
-        "minutes": run.minutes,
-        "validation": run.validation,
-        "config": {key: plain(value) for key, value in vars(args).items()},
-        "command": args.command,
-        "device": args.device_name,
-        "train_images": args.train_images,
-        "validation_images": args.validation_images,
-    }
-    staging = path.with_suffix(".tmp")
-    torch.save(state, staging)
-    staging.replace(path)
-
-
-def plain(value: object) -> object:
-    """A config value as the checkpoint stores it: only what ``weights_only`` loading reads."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, DatasetSpec):
-        return value.text()
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def load_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("version") != CHECKPOINT_VERSION or state.get("model") != args.model:
-        sys.exit(f"train: {path} is not a checkpoint of a {args.model} run")
-    unwrap(run.network).load_state_dict(state["network"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
-    run.epoch, run.step = state["epoch"], state["step"]
-    run.best_score, run.best_dice = state["best_score"], state["best_dice"]
-    run.best_epoch = state["best_epoch"]
-    run.minutes = state["minutes"]
-    run.validation = state["validation"]
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -609,7 +531,10 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     if args.resume:
         if not last.exists():
             sys.exit(f"train: nothing to resume: {last} does not exist")
-        load_checkpoint(run, last, args)
+        try:
+            checkpoint.resume(run, last, args.model)
+        except ValueError as error:
+            sys.exit(f"train: {error}")
     elif distributed.is_main:
         log_path.unlink(missing_ok=True)
     augment = AUGMENTATIONS[args.augment]().to(device)
@@ -671,9 +596,9 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
                 f"{' (best)' if improved else ''}, {size}x{size}, {epoch_seconds:.0f} s",
                 flush=True,
             )
-            save_checkpoint(run, last, args)
+            checkpoint.save(run, last, args)
             if improved:
-                save_checkpoint(run, best, args)
+                checkpoint.save(run, best, args)
         elapsed_minutes = (time.monotonic() - started) / 60
         if args.time_budget is not None and run.epoch in (1, 2) and not args.resume:
             # Plan the decay over the epochs the budget allows, not the ones asked for; again
