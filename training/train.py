@@ -51,6 +51,7 @@ from polypview.nets import create_model, input_normalisation, model_names
 from polypview.nets.resunetpp import ATTENTION_GATES
 from training import checkpoint
 from training.checkpoint import Run
+from training.curves import plot_curves
 from training.data import (
     DEFAULT_ROOT,
     CachedSplit,
@@ -65,7 +66,7 @@ from training.losses import LOSSES, distillation_loss, false_alarm_loss
 from training.overlays import OnScreenText, WithOnScreenText
 from training.schedule import STRIDE, WarmupCosine, epoch_size, epochs_that_fit
 from training.transforms import AUGMENTATIONS, normalise, to_device
-from training.validation import validate, validation_report
+from training.validation import Validation, validate, validation_report
 
 
 def dataset_spec(text: str) -> DatasetSpec:
@@ -445,6 +446,42 @@ def train_one_epoch(
     return (mean[0] / mean[1].clamp(min=1)).item()
 
 
+def record_epoch(
+    run: Run,
+    validation: Validation,
+    loss: float,
+    size: int,
+    seconds: float,
+    improved: bool,
+    args: argparse.Namespace,
+) -> None:
+    """The epoch's line in log.jsonl and on the console, and its checkpoints (main process)."""
+    record = {
+        "epoch": run.epoch - 1,
+        "step": run.step,
+        "loss": round(loss, 5),
+        "val_dice": round(validation.dice, 5),
+        "val_flagged": round(validation.flagged, 5),
+        "val_missed": round(validation.missed, 5),
+        "decision": [validation.decision.area_fraction, validation.decision.threshold],
+        "lr": run.scheduler.get_last_lr()[0],
+        "size": size,
+        "seconds": round(seconds, 1),
+    }
+    with (args.out / "log.jsonl").open("a") as log:
+        log.write(json.dumps(record) + "\n")
+    print(
+        f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice "
+        f"{validation.dice:.4f}; decided: polyp-free flagged {validation.flagged:.3f}, "
+        f"polyp missed {validation.missed:.3f}"
+        f"{' (best)' if improved else ''}, {size}x{size}, {seconds:.0f} s",
+        flush=True,
+    )
+    checkpoint.save(run, args.out / "last.pt", args)
+    if improved:
+        checkpoint.save(run, args.out / "best.pt", args)
+
+
 # --- the whole run ---------------------------------------------------------------------------
 
 
@@ -575,30 +612,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         epoch_seconds = time.monotonic() - epoch_started
         run.minutes += epoch_seconds / 60
         if distributed.is_main:
-            record = {
-                "epoch": run.epoch - 1,
-                "step": run.step,
-                "loss": round(loss, 5),
-                "val_dice": round(validation.dice, 5),
-                "val_flagged": round(validation.flagged, 5),
-                "val_missed": round(validation.missed, 5),
-                "decision": [validation.decision.area_fraction, validation.decision.threshold],
-                "lr": run.scheduler.get_last_lr()[0],
-                "size": size,
-                "seconds": round(epoch_seconds, 1),
-            }
-            with log_path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
-            print(
-                f"epoch {record['epoch']}: loss {loss:.4f}, validation Dice "
-                f"{validation.dice:.4f}; decided: polyp-free flagged {validation.flagged:.3f}, "
-                f"polyp missed {validation.missed:.3f}"
-                f"{' (best)' if improved else ''}, {size}x{size}, {epoch_seconds:.0f} s",
-                flush=True,
-            )
-            checkpoint.save(run, last, args)
-            if improved:
-                checkpoint.save(run, best, args)
+            record_epoch(run, validation, loss, size, epoch_seconds, improved, args)
         elapsed_minutes = (time.monotonic() - started) / 60
         if args.time_budget is not None and run.epoch in (1, 2) and not args.resume:
             # Plan the decay over the epochs the budget allows, not the ones asked for; again
@@ -657,32 +671,6 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
 
 
 # --- after training ---------------------------------------------------------------------------
-
-
-def plot_curves(log_path: Path, png: Path) -> None:
-    """Loss, validation Dice and learning rate per epoch, from the JSON-lines log."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
-    if not records:
-        return
-    epochs = [record["epoch"] for record in records]
-    figure, axes = pyplot.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
-    for axis, key, title in zip(
-        axes,
-        ("loss", "val_dice", "lr"),
-        ("training loss", "validation Dice (polyp frames)", "lr"),
-        strict=True,
-    ):
-        axis.plot(epochs, [record[key] for record in records])
-        axis.set_title(title)
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-    figure.savefig(png, dpi=110)
-    pyplot.close(figure)
 
 
 def device_name(device: torch.device) -> str:

@@ -1,0 +1,42 @@
+"""training.curves: a run's picture from its log, old logs included, bad folders refused."""
+
+import json
+
+import pytest
+
+from training.curves import main, plot_curves
+
+
+def write_log(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def test_draws_the_decision_panel_and_old_logs_without_it(tmp_path):
+    new = [
+        {
+            "epoch": e,
+            "loss": 0.5,
+            "val_dice": 0.7,
+            "val_flagged": 0.04,
+            "val_missed": 0.08,
+            "lr": 1e-4,
+        }
+        for e in range(3)
+    ]
+    old = [{"epoch": e, "loss": 0.5, "val_dice": 0.7, "lr": 1e-4} for e in range(3)]
+    for name, records in (("new", new), ("old", old)):
+        log = tmp_path / f"{name}.jsonl"
+        write_log(log, records)
+        plot_curves(log, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_folder_without_a_log_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="no log at"):
+        main([str(tmp_path)])
+
+
+def test_a_log_that_is_not_a_training_log_is_one_line(tmp_path):
+    write_log(tmp_path / "log.jsonl", [{"epoch": 0}])
+    with pytest.raises(SystemExit, match="not a training log"):
+        main([str(tmp_path)])
