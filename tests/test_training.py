@@ -28,7 +28,7 @@ from training.export import (
 )
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
-from training.schedule import epoch_size, epochs_that_fit
+from training.schedule import epoch_size, epochs_that_fit, typical_epoch
 from training.train import build_network, main, parse_args
 from training.transforms import normalise
 
@@ -406,6 +406,17 @@ def test_progressive_resizing_grows_to_the_size_the_model_runs_at() -> None:
     assert sides[0] == 160 and sides[-5:] == [256] * 5
     assert sides == sorted(sides) and all(side % 32 == 0 for side in sides)
     assert [epoch_size(epoch, 10, None, 256, 0.5) for epoch in range(10)] == [256] * 10
+
+
+def test_a_time_budget_plans_by_the_typical_epoch_not_a_disturbed_one() -> None:
+    # Epoch 0 alone: all there is. Then its one-off costs drop out, and one epoch slowed by
+    # something else on the machine (300 s) is outvoted by the steady ones (2026-12-01's run).
+    assert typical_epoch([(224.0, 20.0)]) == (224.0, 20.0)
+    assert typical_epoch([(400.0, 20.0), (300.0, 20.0)]) == (300.0, 20.0)
+    assert typical_epoch([(224.0, 20.0), (300.0, 22.0), (210.0, 20.0), (205.0, 19.0)]) == (
+        210.0,
+        20.0,
+    )
 
 
 def test_a_time_budget_plans_more_epochs_when_the_first_ones_are_small() -> None:

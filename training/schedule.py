@@ -4,7 +4,8 @@ at, and how many epochs a time budget holds. Pure arithmetic, so it is tested wi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 class WarmupCosine:
     """LR multiplier per step: linear warm-up, then cosine decay to ``floor`` at ``total_steps``.
 
-    ``total_steps`` may shrink once the first epoch shows how many fit a time budget, so the
+    ``total_steps`` may change once the first epochs show how many fit a time budget, so the
     decay still completes.
     """
 
@@ -64,3 +65,19 @@ def epochs_that_fit(
         if cost <= seconds_left:
             return planned
     return done
+
+
+REPLAN_EPOCHS = 3  # a time budget re-plans the decay after each of the first this many epochs
+
+
+def typical_epoch(costs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The (training, validation) seconds a time budget plans by, from the epochs run so far.
+
+    The first epoch carries one-off costs (autotuning, caches), so it counts only while it is
+    the only one; a median, so one epoch slowed by something else on the machine does not cut
+    the whole schedule short."""
+    steady = costs[1:] or costs
+    return (
+        statistics.median(training for training, _ in steady),
+        statistics.median(validation for _, validation in steady),
+    )

@@ -64,7 +64,14 @@ from training.data import (
 from training.distributed import Distributed, setup, teardown
 from training.losses import LOSSES, distillation_loss, false_alarm_loss
 from training.overlays import OnScreenText, WithOnScreenText
-from training.schedule import STRIDE, WarmupCosine, epoch_size, epochs_that_fit
+from training.schedule import (
+    REPLAN_EPOCHS,
+    STRIDE,
+    WarmupCosine,
+    epoch_size,
+    epochs_that_fit,
+    typical_epoch,
+)
 from training.transforms import AUGMENTATIONS, normalise, to_device
 from training.validation import Validation, validate, validation_report
 
@@ -587,6 +594,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         return max(1, schedule.total_steps // steps_per_epoch)
 
     epoch_seconds = training_seconds = validation_seconds = 0.0
+    epoch_costs: list[tuple[float, float]] = []  # per epoch: training at epoch 0's side, validation
     requested_epochs = args.epochs
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
@@ -614,14 +622,15 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         if distributed.is_main:
             record_epoch(run, validation, loss, size, epoch_seconds, improved, args)
         elapsed_minutes = (time.monotonic() - started) / 60
-        if args.time_budget is not None and run.epoch in (1, 2) and not args.resume:
-            # Plan the decay over the epochs the budget allows, not the ones asked for; again
-            # after the second epoch, as the first carries one-off costs (autotuning, caches).
-            epoch_zero_seconds = training_seconds * (side(0, planned_epochs()) / size) ** 2
+        epoch_costs.append(
+            (training_seconds * (side(0, planned_epochs()) / size) ** 2, validation_seconds)
+        )
+        if args.time_budget is not None and run.epoch <= REPLAN_EPOCHS and not args.resume:
+            # Plan the decay over the epochs the budget allows, not the ones asked for, by the
+            # typical epoch so far (training.schedule.typical_epoch).
             fit = epochs_that_fit(
                 (args.time_budget - elapsed_minutes) * 60,
-                epoch_zero_seconds,
-                validation_seconds,
+                *typical_epoch(epoch_costs),
                 side,
                 run.epoch,
                 requested_epochs,
