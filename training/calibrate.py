@@ -42,6 +42,7 @@ SHARED = DEFAULT_ROOT.parent
 DEFAULT_POLYP = (f"{DEFAULT_ROOT}:train880", f"{SHARED / 'polypgen'}:train:val")
 DEFAULT_NEGATIVE = (f"{SHARED / 'polypgen-negative'}:train:val",)
 AREA_FRACTIONS = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)  # 0.0: the peak pixel, plotted only
+TARGET_SHARE = 0.05  # at most this share of polyp-free frames flagged, and of polyp frames missed
 MIN_AREA = 0.001  # the smallest area a decision may rest on (``--min-area`` to change it)
 # Steps of 0.01, finer at the top where confident networks separate their frames.
 THRESHOLDS = (*np.round(np.arange(0.50, 0.99, 0.01), 2).tolist(), 0.99, 0.995, 0.998, 0.999)
@@ -131,7 +132,7 @@ def plot(points: list[OperatingPoint], chosen: OperatingPoint, title: str, png: 
             label=f"area >= {area:.2%}" if area else "peak",
         )
     axis.plot(chosen.frames_flagged, 1 - chosen.frames_missed, "ko", label="default")
-    axis.axvline(0.05, color="grey", linestyle=":", linewidth=1)
+    axis.axvline(TARGET_SHARE, color="grey", linestyle=":", linewidth=1)
     axis.axhline(0.95, color="grey", linestyle=":", linewidth=1)
     axis.set_xlabel("polyp-free validation frames flagged")
     axis.set_ylabel("polyp validation frames found")
@@ -166,8 +167,8 @@ def decide(
     segmenter: Segmenter,
     polyp_data: list[str] = list(DEFAULT_POLYP),  # noqa: B006 - never mutated
     negative_data: list[str] = list(DEFAULT_NEGATIVE),  # noqa: B006
-    max_flagged: float = 0.05,
-    max_missed: float = 0.05,
+    max_flagged: float = TARGET_SHARE,
+    max_missed: float = TARGET_SHARE,
     plot_path: Path | None = None,
     min_area: float = MIN_AREA,
 ) -> dict:
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--negative", nargs="+", default=list(DEFAULT_NEGATIVE), metavar="PATH:SPLITS"
     )
-    parser.add_argument("--max-flagged", type=float, default=0.05)
-    parser.add_argument("--max-missed", type=float, default=0.05)
+    parser.add_argument("--max-flagged", type=float, default=TARGET_SHARE)
+    parser.add_argument("--max-missed", type=float, default=TARGET_SHARE)
     parser.add_argument(
         "--min-area",
         type=float,

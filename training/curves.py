@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-TARGET = 0.05  # issue 11: at most 5% of polyp-free frames flagged and of polyp frames missed
+from training.calibrate import TARGET_SHARE
 
 
 def plot_curves(log_path: Path, png: Path) -> None:
@@ -34,7 +34,7 @@ def plot_curves(log_path: Path, png: Path) -> None:
     for key, label in (("val_flagged", "polyp-free flagged"), ("val_missed", "polyp missed")):
         if any(key in record for record in records):
             decision.plot(epochs, [record.get(key) for record in records], label=label)
-    decision.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label="target")
+    decision.axhline(TARGET_SHARE, color="grey", linestyle="--", linewidth=1, label="target")
     decision.set_title("frame decision on validation")
     decision.legend(fontsize=8)
     rate.plot(epochs, [record["lr"] for record in records])

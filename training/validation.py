@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from training.calibrate import AREA_FRACTIONS, THRESHOLDS, OperatingPoint, choose
+from training.calibrate import AREA_FRACTIONS, TARGET_SHARE, THRESHOLDS, OperatingPoint, choose
 from training.distributed import Distributed
 from training.metrics import batch_counts, dice_from_counts
 from training.transforms import normalise, to_device
@@ -79,7 +79,9 @@ def validate(
         for a, area in enumerate(AREA_FRACTIONS)
         for t, threshold in enumerate(THRESHOLDS)
     ]
-    return Validation((totals[0] / totals[1].clamp(min=1)).item(), choose(points, 0.05, 0.05))
+    return Validation(
+        (totals[0] / totals[1].clamp(min=1)).item(), choose(points, TARGET_SHARE, TARGET_SHARE)
+    )
 
 
 def frame_scores(probabilities: torch.Tensor) -> torch.Tensor:
