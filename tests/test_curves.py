@@ -40,3 +40,23 @@ def test_a_log_that_is_not_a_training_log_is_one_line(tmp_path):
     write_log(tmp_path / "log.jsonl", [{"epoch": 0}])
     with pytest.raises(SystemExit, match="not a training log"):
         main([str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "holds no epoch yet"),
+        ("[1, 2]\n", "not a training log"),
+        ('{"epoch": 0,\n', "not a training log"),
+    ],
+)
+def test_empty_or_broken_logs_are_one_line(tmp_path, text, message):
+    (tmp_path / "log.jsonl").write_text(text)
+    with pytest.raises(SystemExit, match=message):
+        main([str(tmp_path)])
+
+
+def test_an_unwritable_output_is_one_line(tmp_path):
+    write_log(tmp_path / "log.jsonl", [{"epoch": 0, "loss": 0.5, "val_dice": 0.7, "lr": 1e-4}])
+    with pytest.raises(SystemExit, match="cannot write the picture"):
+        main([str(tmp_path), "-o", str(tmp_path / "missing" / "curves.png")])

@@ -57,9 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     if not log_path.is_file():
         sys.exit(f"curves: no log at {log_path}")
     try:
+        if not log_path.read_text().strip():
+            sys.exit(f"curves: {log_path} holds no epoch yet")
         plot_curves(log_path, args.output or args.run / "curves.png")
-    except (json.JSONDecodeError, KeyError) as error:
+    except (ValueError, KeyError, TypeError) as error:  # JSON or text that is not a run's log
         sys.exit(f"curves: {log_path} is not a training log ({error})")
+    except OSError as error:
+        sys.exit(f"curves: cannot write the picture: {error}")
 
 
 if __name__ == "__main__":
