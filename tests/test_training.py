@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
 from polypview.bench import IMAGENET_MEAN, IMAGENET_STD
 from polypview.modelfile import find_model, load_network
@@ -28,6 +30,7 @@ from training.export import (
 )
 from training.losses import dice_bce_loss, distillation_loss, false_alarm_loss
 from training.metrics import batch_counts, dice_from_counts
+from training.mining import HardNegatives
 from training.schedule import epoch_size, epochs_that_fit, typical_epoch
 from training.train import build_network, main, parse_args
 from training.transforms import normalise
@@ -288,7 +291,7 @@ def test_extra_datasets_and_background_crops_join_training_and_validation(
     summary = main(
         train_args(
             dataset, run, "--epochs", "1", "--extra", f"{negatives}:train:val",
-            "--background-crops", "4",
+            "--background-crops", "4", "--hard-negatives", "3",
         )
     )  # fmt: skip
     state = torch.load(run / "last.pt", weights_only=True)
@@ -442,3 +445,26 @@ def test_progressive_resizing_trains_small_then_at_full_size(dataset: Path, tmp_
     assert [record["size"] for record in records] == [32, 64, 64]
     with pytest.raises(SystemExit):
         parse_args([*args, "--size", "64", "--start-size", "96"])
+
+
+def test_hard_negatives_are_the_polyp_free_frames_the_network_fires_on_most() -> None:
+    # Six frames of uniform brightness; frames 1 and 4 hold a polyp. A network whose logit is the
+    # pixel brightness fires most on the brightest frames: the two brightest polyp-free ones are
+    # 5 and 2, whatever the (brighter) polyp frames score.
+    brightness = torch.tensor([10, 250, 200, 30, 240, 220], dtype=torch.uint8)
+    images = brightness[:, None, None, None].expand(6, 3, 8, 8).contiguous()
+    masks = torch.zeros(6, 1, 8, 8, dtype=torch.uint8)
+    masks[[1, 4], :, 2:5, 2:5] = 1
+    network = nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        network.weight.fill_(1 / 3)
+        network.bias.zero_()
+    network.train()
+    hard = HardNegatives(TensorDataset(images, masks), count=2, batch_size=3)
+    scores = hard.scores(network, torch.device("cpu"), None, ((0.0,) * 3, (1.0,) * 3))
+    assert network.training  # scored in eval mode, handed back as it came
+    assert hard.candidates.tolist() == [0, 2, 3, 5]
+    assert scores.tolist() == pytest.approx([10 / 255, 200 / 255, 30 / 255, 220 / 255])
+    epoch = hard.epoch(scores)
+    assert len(epoch) == 8
+    assert sorted(epoch.datasets[1].indices) == [2, 5]

@@ -50,10 +50,14 @@ def false_alarm_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     This term acts where the frame-level decision looks, the frame's most confident area, and
     keeps its full gradient however large the blob. Averaged over the whole batch, so its weight
     follows the share of polyp-free frames."""
-    flat = logits.float().flatten(1)
-    top = flat.topk(max(1, int(FLAG_AREA * flat.shape[1])), dim=1).values.mean(1)
     polyp_free = masks.flatten(1).amax(1) < 0.5
-    return (F.softplus(top) * polyp_free).mean()
+    return (F.softplus(top_area_logit(logits)) * polyp_free).mean()
+
+
+def top_area_logit(logits: torch.Tensor) -> torch.Tensor:
+    """Per frame, the mean logit of its most confident FLAG_AREA: how sure it holds a polyp."""
+    flat = logits.float().flatten(1)
+    return flat.topk(max(1, int(FLAG_AREA * flat.shape[1])), dim=1).values.mean(1)
 
 
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

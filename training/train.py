@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from polypview.hardware import cpu_flags, cpu_name
@@ -63,6 +63,7 @@ from training.data import (
 )
 from training.distributed import Distributed, setup, teardown
 from training.losses import LOSSES, distillation_loss, false_alarm_loss
+from training.mining import HardNegatives
 from training.overlays import OnScreenText, WithOnScreenText
 from training.schedule import (
     REPLAN_EPOCHS,
@@ -105,6 +106,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         metavar="N",
         help="polyp-free crops cut from up to N training images with polyps, as negatives",
+    )
+    parser.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=0,
+        metavar="N",
+        help="each epoch, train again on the N polyp-free frames the network fires on most "
+        "(training.mining)",
     )
     parser.add_argument(
         "--decoder-channels",
@@ -523,23 +532,46 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         network = DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
-    sampler = DistributedSampler(
-        data.train,
-        num_replicas=distributed.world_size,
-        rank=distributed.rank,
-        shuffle=True,
-        seed=args.seed,
-        drop_last=True,
+    hard_negatives = (
+        HardNegatives(data.train, args.hard_negatives, args.batch_size)
+        if args.hard_negatives
+        else None
     )
-    loader = DataLoader(
-        data.train,
-        batch_size=args.batch_size,
-        sampler=sampler,
-        num_workers=args.workers,
-        pin_memory=device.type == "cuda",
-        drop_last=True,
-        persistent_workers=args.workers > 0,
-    )
+
+    def training_loader(dataset: Dataset, epoch: int) -> DataLoader:
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=distributed.world_size,
+            rank=distributed.rank,
+            shuffle=True,
+            seed=args.seed,
+            drop_last=True,
+        )
+        sampler.set_epoch(epoch)
+        return DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            sampler=sampler,
+            num_workers=args.workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
+
+    def epoch_data() -> Dataset:
+        """The training set, with this epoch's hard negatives (training.mining) added."""
+        if hard_negatives is None:
+            return data.train
+        scores = hard_negatives.scores(run.network, device, dtype, input_normalisation(args.model))
+        if distributed.is_main:
+            chosen = scores.topk(hard_negatives.count).values
+            print(
+                f"hard negatives: {hard_negatives.count} of {len(scores)} polyp-free frames "
+                f"again, top-area logit {chosen.min():.2f} to {chosen.max():.2f} "
+                f"({int((scores > 0).sum())} above 0; median of all {scores.median():.2f})",
+                flush=True,
+            )
+        return hard_negatives.epoch(scores)
+
     validation_loader = DataLoader(
         data.validation,
         batch_size=args.batch_size,
@@ -553,7 +585,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         return validation_report(
             validate(network, validation_loader, distributed, dtype, normalisation)
         )
-    steps_per_epoch = max(1, len(loader))
+    epoch_images = len(data.train) + (hard_negatives.count if hard_negatives else 0)
+    steps_per_epoch = max(1, epoch_images // distributed.world_size // args.batch_size)
     optimizer = torch.optim.AdamW(parameter_groups, lr=args.lr, weight_decay=args.weight_decay)
     schedule = WarmupCosine(
         round(args.warmup_epochs * steps_per_epoch),
@@ -599,8 +632,8 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
-        sampler.set_epoch(run.epoch)
         size = side(run.epoch, planned_epochs())
+        loader = training_loader(epoch_data(), run.epoch)
         loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher, size)
         training_seconds = time.monotonic() - epoch_started
         validation = validate(
