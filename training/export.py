@@ -90,6 +90,11 @@ def describe_run(state: dict) -> tuple[str, str]:
         start = f"warm restart from {Path(config['init']).name}"
     if config.get("false_alarm_weight"):
         start += f"; false-alarm term x{config['false_alarm_weight']} on polyp-free frames"
+    if config.get("hard_negatives"):
+        start += (
+            f"; each epoch the {config['hard_negatives']} polyp-free frames it fired on most "
+            "again (training.mining)"
+        )
     if config.get("teacher"):
         start += f"; distilled from {config['teacher']} (x{config['distill_weight']})"
     overlays = ""
