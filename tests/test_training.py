@@ -320,6 +320,7 @@ def test_init_continues_from_installed_weights(dataset: Path, tmp_path: Path) ->
     [
         (["--pretrained"], "ImageNet weights for lite-unet only"),
         (["--init", "missing.safetensors"], "--init"),
+        (["--hard-negatives", "5"], "--hard-negatives needs polyp-free training frames"),
     ],
 )
 def test_bad_starting_weights_are_one_line(

@@ -216,6 +216,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --export: choose the frame-level decision on validation (training.calibrate)",
     )
     args = parser.parse_args(argv)
+    if args.hard_negatives < 0:
+        parser.error(f"--hard-negatives is a count of frames, not {args.hard_negatives}")
     if not 0.0 <= args.overlays <= 1.0:
         parser.error(f"--overlays is a share of frames, within 0..1, not {args.overlays}")
     if args.start_size is not None and not STRIDE <= args.start_size <= args.size:
@@ -537,8 +539,13 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         if args.hard_negatives
         else None
     )
+    if hard_negatives is not None and not hard_negatives.count:
+        sys.exit(
+            "train: --hard-negatives needs polyp-free training frames: add a polyp-free "
+            "--extra dataset or --background-crops"
+        )
 
-    def training_loader(dataset: Dataset, epoch: int) -> DataLoader:
+    def training_loader(dataset: Dataset) -> DataLoader:
         sampler = DistributedSampler(
             dataset,
             num_replicas=distributed.world_size,
@@ -547,7 +554,6 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             seed=args.seed,
             drop_last=True,
         )
-        sampler.set_epoch(epoch)
         return DataLoader(
             dataset,
             batch_size=args.batch_size,
@@ -555,6 +561,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             num_workers=args.workers,
             pin_memory=device.type == "cuda",
             drop_last=True,
+            persistent_workers=args.workers > 0,
         )
 
     def epoch_data() -> Dataset:
@@ -629,11 +636,14 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
     epoch_seconds = training_seconds = validation_seconds = 0.0
     epoch_costs: list[tuple[float, float]] = []  # per epoch: training at epoch 0's side, validation
     requested_epochs = args.epochs
+    loader = training_loader(data.train)
     while run.epoch < args.epochs:
         epoch_started = time.monotonic()
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
         size = side(run.epoch, planned_epochs())
-        loader = training_loader(epoch_data(), run.epoch)
+        if hard_negatives is not None:  # a new set each epoch; else one loader keeps its workers
+            loader = training_loader(epoch_data())
+        loader.sampler.set_epoch(run.epoch)
         loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher, size)
         training_seconds = time.monotonic() - epoch_started
         validation = validate(
