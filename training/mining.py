@@ -36,7 +36,9 @@ class HardNegatives:
         dtype: torch.dtype | None,
         normalisation: tuple[tuple[float, ...], tuple[float, ...]],
     ) -> torch.Tensor:
-        """Each candidate's mean logit over its most confident FLAG_AREA, in candidate order."""
+        """Each candidate's mean logit over its most confident FLAG_AREA, in candidate order.
+
+        Needs at least one candidate: training.train refuses --hard-negatives without them."""
         was_training = network.training
         network.eval()
         images, masks = self.train.tensors
@@ -49,7 +51,7 @@ class HardNegatives:
                 scores.append(top_area_logit(logits).cpu())
         finally:
             network.train(was_training)
-        return torch.cat(scores) if scores else torch.zeros(0)
+        return torch.cat(scores)
 
     def epoch(self, scores: torch.Tensor) -> Dataset:
         """The training set plus a second copy of the ``count`` highest-scoring candidates."""

@@ -564,20 +564,18 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
             persistent_workers=args.workers > 0,
         )
 
-    def epoch_data() -> Dataset:
+    def with_hard_negatives(miner: HardNegatives) -> Dataset:
         """The training set, with this epoch's hard negatives (training.mining) added."""
-        if hard_negatives is None:
-            return data.train
-        scores = hard_negatives.scores(run.network, device, dtype, input_normalisation(args.model))
+        scores = miner.scores(run.network, device, dtype, input_normalisation(args.model))
         if distributed.is_main:
-            chosen = scores.topk(hard_negatives.count).values
+            chosen = scores.topk(miner.count).values
             print(
-                f"hard negatives: {hard_negatives.count} of {len(scores)} polyp-free frames "
+                f"hard negatives: {miner.count} of {len(scores)} polyp-free frames "
                 f"again, top-area logit {chosen.min():.2f} to {chosen.max():.2f} "
                 f"({int((scores > 0).sum())} above 0; median of all {scores.median():.2f})",
                 flush=True,
             )
-        return hard_negatives.epoch(scores)
+        return miner.epoch(scores)
 
     validation_loader = DataLoader(
         data.validation,
@@ -642,7 +640,7 @@ def train_on(args: argparse.Namespace, distributed: Distributed) -> dict:
         seed_everything(args.seed + 1000 * run.epoch + distributed.rank)
         size = side(run.epoch, planned_epochs())
         if hard_negatives is not None:  # a new set each epoch; else one loader keeps its workers
-            loader = training_loader(epoch_data())
+            loader = training_loader(with_hard_negatives(hard_negatives))
         loader.sampler.set_epoch(run.epoch)
         loss = train_one_epoch(run, loader, augment, args, distributed, dtype, teacher, size)
         training_seconds = time.monotonic() - epoch_started
