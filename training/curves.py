@@ -9,36 +9,58 @@ from pathlib import Path
 
 from training.calibrate import TARGET_SHARE
 
+REQUIRED_FIELDS = {"epoch", "loss", "val_dice", "lr"}
+
+
+def read_log(log_path: Path) -> list[dict]:
+    """A run's epochs, one JSON object per line."""
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
 
 def plot_curves(log_path: Path, png: Path) -> None:
+    """One run's picture: what `training.train` draws beside its log."""
+    plot_runs({"": read_log(log_path)}, png)
+
+
+def plot_runs(runs: dict[str, list[dict]], png: Path) -> None:
     """Loss, validation Dice, the frame decision's errors and the learning rate, per epoch.
 
     The decision panel is why a best epoch was chosen (score = Dice - flagged - missed), so it is
-    drawn beside Dice; logs from before the decision existed simply leave it empty.
+    drawn beside Dice; logs from before the decision existed simply leave it empty. Several runs
+    (label: records) share the axes, one colour each, so a proxy's levers read side by side.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    if not records:
+    runs = {label: records for label, records in runs.items() if records}
+    if not runs:
         return
-    epochs = [record["epoch"] for record in records]
     figure, axes = pyplot.subplots(1, 4, figsize=(17, 3.6), layout="constrained")
     loss, dice, decision, rate = axes
-    loss.plot(epochs, [record["loss"] for record in records])
-    loss.set_title("training loss")
-    dice.plot(epochs, [record["val_dice"] for record in records])
-    dice.set_title("validation Dice (polyp frames)")
-    for key, label in (("val_flagged", "polyp-free flagged"), ("val_missed", "polyp missed")):
-        if any(key in record for record in records):
-            decision.plot(epochs, [record.get(key) for record in records], label=label)
+    for index, (label, records) in enumerate(runs.items()):
+        colour = f"C{index}" if len(runs) > 1 else None
+        epochs = [record["epoch"] for record in records]
+        loss.plot(epochs, [record["loss"] for record in records], color=colour, label=label)
+        dice.plot(epochs, [record["val_dice"] for record in records], color=colour, label=label)
+        for key, name, style in (
+            ("val_flagged", "polyp-free flagged", "-"),
+            ("val_missed", "polyp missed", ":"),
+        ):
+            if any(key in record for record in records):
+                values = [record.get(key) for record in records]
+                name = f"{label}: {name}" if label else name
+                decision.plot(epochs, values, color=colour, linestyle=style, label=name)
+        rate.plot(epochs, [record["lr"] for record in records], color=colour, label=label)
     decision.axhline(TARGET_SHARE, color="grey", linestyle="--", linewidth=1, label="target")
+    loss.set_title("training loss")
+    dice.set_title("validation Dice (polyp frames)")
     decision.set_title("frame decision on validation")
     decision.legend(fontsize=8)
-    rate.plot(epochs, [record["lr"] for record in records])
     rate.set_title("learning rate")
+    if len(runs) > 1:
+        dice.legend(fontsize=8)
     for axis in axes:
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
@@ -48,20 +70,34 @@ def plot_curves(log_path: Path, png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m training.curves", description="Redraw a run's curves.png from its log."
+        prog="python -m training.curves",
+        description="Redraw a run's curves.png from its log, or draw several runs on one picture.",
     )
-    parser.add_argument("run", type=Path, help="a run folder holding log.jsonl")
-    parser.add_argument("-o", "--output", type=Path, help="default: RUN/curves.png")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (log.jsonl)")
+    parser.add_argument("-o", "--output", type=Path, help="default with one run: RUN/curves.png")
     args = parser.parse_args(argv)
-    log_path = args.run / "log.jsonl"
-    if not log_path.is_file():
-        sys.exit(f"curves: no log at {log_path}")
+    if len(args.runs) > 1 and args.output is None:
+        sys.exit("curves: several runs draw one picture: say where with -o")
+    names = [run.name for run in args.runs]
+    runs = {}
+    for run in args.runs:
+        log_path = run / "log.jsonl"
+        if not log_path.is_file():
+            sys.exit(f"curves: no log at {log_path}")
+        try:
+            records = read_log(log_path)
+            if not records:
+                sys.exit(f"curves: {log_path} holds no epoch yet")
+            for record in records:
+                missing = REQUIRED_FIELDS - set(record)  # a list or number is not a record
+                if missing:
+                    raise ValueError(f"no {', '.join(sorted(missing))}")
+        except (ValueError, TypeError) as error:  # JSON or text that is not a run's log
+            sys.exit(f"curves: {log_path} is not a training log ({error})")
+        label = run.name if names.count(run.name) == 1 else str(run)  # runs/a, other/a: paths
+        runs[label if len(args.runs) > 1 else ""] = records
     try:
-        if not log_path.read_text().strip():
-            sys.exit(f"curves: {log_path} holds no epoch yet")
-        plot_curves(log_path, args.output or args.run / "curves.png")
-    except (ValueError, KeyError, TypeError) as error:  # JSON or text that is not a run's log
-        sys.exit(f"curves: {log_path} is not a training log ({error})")
+        plot_runs(runs, args.output or args.runs[0] / "curves.png")
     except OSError as error:
         sys.exit(f"curves: cannot write the picture: {error}")
 
