@@ -13,7 +13,9 @@ REQUIRED_FIELDS = {"epoch", "loss", "val_dice", "lr"}
 
 
 def read_log(log_path: Path) -> list[dict]:
-    """A run's epochs, one JSON object per line."""
+    """A run's per-epoch records (``log.jsonl`` beside its checkpoints); none without one."""
+    if not log_path.is_file():
+        return []
     return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
 
 
@@ -50,8 +52,8 @@ def plot_runs(runs: dict[str, list[dict]], png: Path) -> None:
         ):
             if any(key in record for record in records):
                 values = [record.get(key) for record in records]
-                name = f"{label}: {name}" if label else name
-                decision.plot(epochs, values, color=colour, linestyle=style, label=name)
+                legend = f"{label}: {name}" if label else name
+                decision.plot(epochs, values, color=colour, linestyle=style, label=legend)
         rate.plot(epochs, [record["lr"] for record in records], color=colour, label=label)
     decision.axhline(TARGET_SHARE, color="grey", linestyle="--", linewidth=1, label="target")
     loss.set_title("training loss")

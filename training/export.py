@@ -16,7 +16,6 @@ split, recipe, epochs, device, date, test metrics and the exact training command
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from polypview.modelfile import MODELS_DIR, ModelCard, load_network, save_model
 from polypview.nets import create_model, input_normalisation
 from polypview.segmenter import Segmenter
 from training import checkpoint as checkpoints
+from training.curves import read_log
 from training.data import DEFAULT_ROOT, DatasetSpec
 from training.evaluate import EvaluationResult, evaluate, split_pairs
 
@@ -116,13 +116,6 @@ def describe_run(state: dict) -> tuple[str, str]:
 
 def rounded(result: EvaluationResult) -> dict:
     return {key: round(value, 4) for key, value in asdict(result).items()}
-
-
-def read_log(log: Path) -> list[dict]:
-    """The run's per-epoch records (``log.jsonl`` beside its checkpoints); none without one."""
-    if not log.is_file():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def logged_run(records: list[dict]) -> dict:
