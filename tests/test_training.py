@@ -368,6 +368,24 @@ def test_a_student_trains_beside_an_installed_teacher(dataset: Path, tmp_path: P
         main(train_args(dataset, tmp_path / "orphan", "--teacher", "missing.safetensors"))
 
 
+class SizeProbe(nn.Module):
+    """Logits that record the side they were asked at: 1 everywhere when it was 64."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen = tuple(images.shape[-2:])
+        return torch.full_like(images[:, :1], 1.0 if self.seen == (64, 64) else -1.0)
+
+
+def test_a_teacher_sees_its_own_input_size_and_answers_at_the_students() -> None:
+    from training.train import Teacher
+
+    probe = SizeProbe()
+    teacher = Teacher(probe, (64, 64), IMAGENET_MEAN, IMAGENET_STD)
+    logits = teacher(torch.rand(2, 3, 32, 32), None)
+    assert probe.seen == (64, 64)
+    assert logits.shape == (2, 1, 32, 32) and torch.all(logits == 1)
+
+
 def test_validation_frame_scores_match_the_apps() -> None:
     from polypview.decision import top_quantiles
     from training.calibrate import AREA_FRACTIONS

@@ -353,14 +353,23 @@ def build_network(args: argparse.Namespace) -> nn.Module:
 
 @dataclass
 class Teacher:
-    """A frozen trained network and the input normalisation its card asks for."""
+    """A frozen trained network with the input size and normalisation its card asks for."""
 
     network: nn.Module
+    input_size: tuple[int, int]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
     def __call__(self, pixels: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-        """The teacher's logits for a batch of [0, 1] RGB pixels."""
+        """The teacher's logits for a batch of [0, 1] RGB pixels, at the batch's size.
+
+        The teacher sees the batch at the size it was trained at (a student at 128x128 would
+        otherwise learn from a 256x256 teacher's weaker guesses at a quarter of its pixels)."""
+        side = pixels.shape[-2:]
+        if tuple(side) != self.input_size:
+            pixels = nn.functional.interpolate(
+                pixels, size=self.input_size, mode="bilinear", align_corners=False
+            )
         images = normalise(pixels, self.mean, self.std).contiguous(
             memory_format=torch.channels_last
         )
@@ -368,7 +377,12 @@ class Teacher:
             torch.no_grad(),
             torch.autocast(pixels.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)),
         ):
-            return self.network(images)
+            logits = self.network(images)
+        if logits.shape[-2:] != side:
+            logits = nn.functional.interpolate(
+                logits.float(), size=tuple(side), mode="bilinear", align_corners=False
+            )
+        return logits
 
 
 def load_teacher(name: str, device: torch.device) -> Teacher:
@@ -382,7 +396,7 @@ def load_teacher(name: str, device: torch.device) -> Teacher:
     except ModelError as error:
         sys.exit(f"train: --teacher: {error}")
     network = network.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
-    return Teacher(network, tuple(card.mean), tuple(card.std))
+    return Teacher(network, tuple(card.input_size), tuple(card.mean), tuple(card.std))
 
 
 def optimiser_groups(network: nn.Module, args: argparse.Namespace) -> list[dict]:
