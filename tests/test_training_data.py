@@ -167,10 +167,11 @@ def test_geometry_moves_image_and_mask_together() -> None:
     assert iou > 0.95
 
 
-def test_training_preset_keeps_masks_binary_and_repeats_with_the_seed() -> None:
+@pytest.mark.parametrize("preset", ["strong", "medium", "light"])
+def test_every_preset_keeps_masks_binary_and_repeats_with_the_seed(preset: str) -> None:
     transforms = pytest.importorskip("training.transforms", reason="augmentation needs kornia")
     images, masks = blob_batch()
-    augment = transforms.train_augmentation()
+    augment = transforms.AUGMENTATIONS[preset]()
     outputs = []
     for _ in range(2):
         torch.manual_seed(7)

@@ -73,6 +73,18 @@ def light_augmentation() -> PairedAugmentation:
     )
 
 
+def medium_augmentation() -> PairedAugmentation:
+    """Light plus a mild zoom-in and tilt: a scope that moves closer and rolls, as in real
+    withdrawals, without the strong preset's shear and zoom-out that slow a from-scratch start."""
+    return PairedAugmentation(
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+        K.RandomRotation90(times=(0, 3), p=0.5),
+        K.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(1.0, 1.4), p=0.5),
+        K.ColorJitter(brightness=0.1, contrast=0.1, p=0.5),
+    )
+
+
 def geometric_augmentation() -> PairedAugmentation:
     """Geometry only: for checking that image and mask move together."""
     return PairedAugmentation(*geometric_transforms())
@@ -90,4 +102,8 @@ def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     return (images - mean_t) / std_t
 
 
-AUGMENTATIONS = {"strong": train_augmentation, "light": light_augmentation}
+AUGMENTATIONS = {
+    "strong": train_augmentation,
+    "medium": medium_augmentation,
+    "light": light_augmentation,
+}
