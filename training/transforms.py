@@ -63,25 +63,29 @@ def train_augmentation() -> PairedAugmentation:
     )
 
 
-def light_augmentation() -> PairedAugmentation:
-    """Flips, quarter turns and mild brightness/contrast: what the fastest CPU probes used."""
-    return PairedAugmentation(
+def light_transforms(*geometry: nn.Module) -> list[nn.Module]:
+    """Flips, quarter turns, then any extra ``geometry``, then mild brightness/contrast."""
+    return [
         K.RandomHorizontalFlip(),
         K.RandomVerticalFlip(),
         K.RandomRotation90(times=(0, 3), p=0.5),
+        *geometry,
         K.ColorJitter(brightness=0.1, contrast=0.1, p=0.5),
-    )
+    ]
+
+
+def light_augmentation() -> PairedAugmentation:
+    """Flips, quarter turns and mild brightness/contrast: what the fastest CPU probes used."""
+    return PairedAugmentation(*light_transforms())
 
 
 def medium_augmentation() -> PairedAugmentation:
     """Light plus a mild zoom-in and tilt: a scope that moves closer and rolls, as in real
     withdrawals, without the strong preset's shear and zoom-out that slow a from-scratch start."""
     return PairedAugmentation(
-        K.RandomHorizontalFlip(),
-        K.RandomVerticalFlip(),
-        K.RandomRotation90(times=(0, 3), p=0.5),
-        K.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(1.0, 1.4), p=0.5),
-        K.ColorJitter(brightness=0.1, contrast=0.1, p=0.5),
+        *light_transforms(
+            K.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(1.0, 1.4), p=0.5)
+        )
     )
 
 
